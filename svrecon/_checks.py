@@ -1,0 +1,79 @@
+"""Small input checks shared by every public function.
+
+Every error names the argument, the expected shape and the received shape, e.g.
+
+    ValueError: points: expected shape [B=4, N, 3], got [3, 100, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+Dim = int | str
+
+
+def _format_spec(spec: Sequence[Dim], dims: dict[str, int]) -> str:
+    parts = []
+    for d in spec:
+        if isinstance(d, str) and d != "..." and d in dims:
+            parts.append(f"{d}={dims[d]}")
+        else:
+            parts.append(str(d))
+    return "[" + ", ".join(parts) + "]"
+
+
+def check_shape(
+    name: str,
+    tensor: torch.Tensor,
+    spec: Sequence[Dim],
+    dims: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """Check ``tensor.shape`` against ``spec`` and return the bound named sizes.
+
+    ``spec`` holds ints (exact sizes), strings (named sizes, bound on first use and
+    required to agree across calls sharing ``dims``) and optionally a leading ``"..."``
+    for any number of leading dimensions.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    dims = {} if dims is None else dims
+    shape = tuple(tensor.shape)
+    spec = tuple(spec)
+    leading = spec[:1] == ("...",)
+    core = spec[1:] if leading else spec
+    expected = _format_spec(spec, dims)
+    ok = len(shape) >= len(core) if leading else len(shape) == len(core)
+    if ok:
+        tail = shape[len(shape) - len(core) :]
+        bound: dict[str, int] = {}
+        for want, got in zip(core, tail, strict=True):
+            if isinstance(want, int):
+                ok = ok and want == got
+            else:
+                ref = dims.get(want, bound.get(want))
+                if ref is None:
+                    bound[want] = got
+                else:
+                    ok = ok and ref == got
+        if ok:
+            dims.update(bound)
+            return dims
+    raise ValueError(f"{name}: expected shape {expected}, got {list(shape)}")
+
+
+def check_finite(name: str, tensor: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``tensor`` holds NaN or infinite values."""
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+
+
+def as_tensor(value, like: torch.Tensor) -> torch.Tensor:
+    """Convert a Python number or tensor to ``like``'s dtype and device."""
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def safe_eps(dtype: torch.dtype) -> float:
+    """A small positive threshold for degeneracy tests at ``dtype``'s precision."""
+    return 1e-12 if dtype == torch.float64 else 1e-6
