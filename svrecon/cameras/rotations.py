@@ -83,12 +83,18 @@ def euler_to_matrix(angles: torch.Tensor, convention: str) -> torch.Tensor:
     return _compose(axes, intrinsic, torch.cos(angles), torch.sin(angles))
 
 
+def _unit(v: torch.Tensor, message: str) -> torch.Tensor:
+    """``v / |v|`` over the last dimension; ``ValueError(message)`` where ``|v|`` vanishes."""
+    norm = v.norm(dim=-1, keepdim=True)
+    if (norm <= safe_eps(v.dtype)).any():
+        raise ValueError(message)
+    return v / norm
+
+
 def _normalize_trig(trig: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = trig.unflatten(-1, (3, 2))
-    norm = pairs.norm(dim=-1, keepdim=True)
-    if (norm <= safe_eps(trig.dtype)).any():
-        raise ValueError(f"{name}: a (cos, sin) pair has zero norm and gives no angle")
-    pairs = pairs / norm
+    pairs = _unit(
+        trig.unflatten(-1, (3, 2)), f"{name}: a (cos, sin) pair has zero norm and gives no angle"
+    )
     return pairs[..., 0], pairs[..., 1]
 
 
@@ -171,16 +177,8 @@ def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     """
     check_shape("d6", d6, ("...", 6))
     a1, a2 = d6[..., :3], d6[..., 3:]
-    eps = safe_eps(d6.dtype)
-    n1 = a1.norm(dim=-1, keepdim=True)
-    if (n1 <= eps).any():
-        raise ValueError("d6: the first 3-vector has zero norm; no rotation can be built")
-    x = a1 / n1
-    z = torch.linalg.cross(x, a2)
-    nz = z.norm(dim=-1, keepdim=True)
-    if (nz <= eps).any():
-        raise ValueError("d6: the second 3-vector is zero or parallel to the first")
-    z = z / nz
+    x = _unit(a1, "d6: the first 3-vector has zero norm; no rotation can be built")
+    z = _unit(torch.linalg.cross(x, a2), "d6: the second 3-vector is zero or parallel to the first")
     y = torch.linalg.cross(z, x)
     return torch.stack([x, y, z], dim=-1)
 
@@ -275,17 +273,11 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.
     dims = check_shape("eye", eye, ("B", 3))
     check_shape("target", target, ("B", 3), dims)
     check_shape("up", up, ("B", 3), dims)
-    eps = safe_eps(eye.dtype)
-    forward = target - eye
-    fn = forward.norm(dim=-1, keepdim=True)
-    if (fn <= eps).any():
-        raise ValueError("eye, target: a camera's eye equals its target; no viewing direction")
-    z = forward / fn
-    x = torch.linalg.cross(z, up)
-    xn = x.norm(dim=-1, keepdim=True)
-    if (xn <= eps * up.norm(dim=-1, keepdim=True).clamp_min(1.0)).any():
-        raise ValueError("up: parallel to the viewing direction (or zero); the roll is undefined")
-    x = x / xn
+    z = _unit(target - eye, "eye, target: a camera's eye equals its target; no viewing direction")
+    x = _unit(
+        torch.linalg.cross(z, up),
+        "up: parallel to the viewing direction (or zero); the roll is undefined",
+    )
     y = torch.linalg.cross(z, x)
     R = torch.stack([x, y, z], dim=-2)
     t = -(R @ eye[..., None])[..., 0]
