@@ -8,18 +8,10 @@ import torch
 from torch import nn
 
 from .._checks import check_shape
+from ._mlp import mlp
 from .output import FieldOutput
 
 __all__ = ["DISNDecoder"]
-
-
-def _mlp(dims: Sequence[int], final_relu: bool) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-        mods.append(nn.Linear(a, b))
-        if i < len(dims) - 2 or final_relu:
-            mods.append(nn.ReLU())
-    return nn.Sequential(*mods)
 
 
 class DISNDecoder(nn.Module):
@@ -44,10 +36,10 @@ class DISNDecoder(nn.Module):
     ) -> None:
         super().__init__()
         self.global_dim, self.local_dim, self.sdf_scale = global_dim, local_dim, sdf_scale
-        self.global_points = _mlp([3, *point_dims], final_relu=True)
-        self.local_points = _mlp([3, *point_dims], final_relu=True)
-        self.global_head = _mlp([point_dims[-1] + global_dim, *head_dims, 1], final_relu=False)
-        self.local_head = _mlp([point_dims[-1] + local_dim, *head_dims, 1], final_relu=False)
+        self.global_points = mlp([3, *point_dims], final_activation=True)
+        self.local_points = mlp([3, *point_dims], final_activation=True)
+        self.global_head = mlp([point_dims[-1] + global_dim, *head_dims, 1])
+        self.local_head = mlp([point_dims[-1] + local_dim, *head_dims, 1])
 
     def forward(
         self,

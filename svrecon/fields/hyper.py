@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_shape
+from ._mlp import mlp
 from .encoding import PositionalEncoding
 from .output import FieldOutput
 
@@ -142,13 +143,7 @@ class HyperNetwork(nn.Module):
         self.final_activation = final_activation
         self.hyper = nn.ModuleList()
         for k_in, k_out in self.shapes:
-            dims = [latent_dim, *hidden_dims, (k_in + 1) * k_out]
-            mods: list[nn.Module] = []
-            for j, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-                mods.append(nn.Linear(a, b))
-                if j < len(dims) - 2:
-                    mods.append(nn.ReLU())
-            self.hyper.append(nn.Sequential(*mods))
+            self.hyper.append(mlp([latent_dim, *hidden_dims, (k_in + 1) * k_out]))
 
     def forward(self, latent: torch.Tensor) -> HyperMLP:
         """``latent`` ``[B, latent_dim]`` -> a :class:`HyperMLP` for the batch."""

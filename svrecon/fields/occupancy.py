@@ -9,19 +9,15 @@ import torch
 from torch import nn
 
 from .._checks import check_shape
+from ._mlp import mlp
 from .encoding import PositionalEncoding
 from .output import FieldOutput
 
 __all__ = ["BranchedAlbedo", "BranchedOccupancy", "JointOccupancyField", "OccupancyNetwork"]
 
 
-def _mlp(dims: Sequence[int], slope: float) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-        mods.append(nn.Linear(a, b))
-        if i < len(dims) - 2:
-            mods.append(nn.LeakyReLU(slope))
-    return nn.Sequential(*mods)
+def _leaky_mlp(dims: Sequence[int], slope: float) -> nn.Sequential:
+    return mlp(dims, lambda: nn.LeakyReLU(slope))
 
 
 def _cat_codes(points: torch.Tensor, codes: Sequence[tuple[str, torch.Tensor | None, int]]):
@@ -61,7 +57,7 @@ class OccupancyNetwork(nn.Module):
         if output not in ("sigmoid", "leaky_clamp"):
             raise ValueError(f"output: expected 'sigmoid' or 'leaky_clamp', got {output!r}")
         self.latent_dim, self.output = latent_dim, output
-        self.net = _mlp([3 + latent_dim, *hidden_dims, 1], slope)
+        self.net = _leaky_mlp([3 + latent_dim, *hidden_dims, 1], slope)
         self.slope = slope
 
     def forward(self, points: torch.Tensor, latent: torch.Tensor) -> FieldOutput:
@@ -93,7 +89,7 @@ class BranchedOccupancy(nn.Module):
         super().__init__()
         self.shape_dim, self.category_dim = shape_dim, category_dim
         self.num_branches = num_branches
-        self.net = _mlp([category_dim + 3 + shape_dim, *hidden_dims, num_branches], slope)
+        self.net = _leaky_mlp([category_dim + 3 + shape_dim, *hidden_dims, num_branches], slope)
 
     def forward(
         self, points: torch.Tensor, shape: torch.Tensor, category: torch.Tensor | None = None
@@ -136,7 +132,7 @@ class BranchedAlbedo(nn.Module):
         self.encoding = encoding
         point_dim = encoding.out_dim if encoding is not None else 3
         in_dim = category_dim + point_dim + shape_dim + albedo_dim
-        self.net = _mlp([in_dim, *hidden_dims, 3 * num_branches], slope)
+        self.net = _leaky_mlp([in_dim, *hidden_dims, 3 * num_branches], slope)
 
     def forward(
         self,

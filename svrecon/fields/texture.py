@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .._checks import check_shape
+from ._mlp import mlp
 from .encoding import PositionalEncoding
 
 __all__ = ["TextureNetwork"]
@@ -40,13 +41,7 @@ class TextureNetwork(nn.Module):
         self.feature_dim, self.latent_dim = feature_dim, latent_dim
         self.encoding, self.activation = encoding, activation
         point_dim = encoding.out_dim if encoding is not None else 3
-        dims = [point_dim + latent_dim + feature_dim, *hidden_dims, 3]
-        mods: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-            mods.append(nn.Linear(a, b))
-            if i < len(dims) - 2:
-                mods.append(nn.ReLU())
-        self.net = nn.Sequential(*mods)
+        self.net = mlp([point_dim + latent_dim + feature_dim, *hidden_dims, 3])
 
     def forward(
         self, points: torch.Tensor, features: torch.Tensor, latent: torch.Tensor | None = None
