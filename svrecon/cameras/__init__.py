@@ -7,6 +7,7 @@ from .cameras import (
     ProjectionMatrixCamera,
     WeakPerspectiveCamera,
 )
+from .heads import EulerTrigHead, ProjectionMatrixHead, Rotation6DHead
 from .presets import POSE_PRESETS, PosePreset, pose_from_angle_trig, pose_from_angles
 from .rays import RayBundle, pixel_grid
 from .rotations import (
@@ -31,12 +32,15 @@ from .sampling import (
 __all__ = [
     "POSE_PRESETS",
     "Camera",
+    "EulerTrigHead",
     "OrthographicCamera",
     "PerspectiveCamera",
     "PixelSample",
     "PosePreset",
     "ProjectionMatrixCamera",
+    "ProjectionMatrixHead",
     "RayBundle",
+    "Rotation6DHead",
     "WeakPerspectiveCamera",
     "axis_angle_to_matrix",
     "euler_to_matrix",
