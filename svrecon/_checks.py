@@ -69,9 +69,14 @@ def check_finite(name: str, tensor: torch.Tensor) -> None:
         raise ValueError(f"{name}: contains NaN or infinite values")
 
 
-def as_tensor(value, like: torch.Tensor) -> torch.Tensor:
-    """Convert a Python number or tensor to ``like``'s dtype and device."""
-    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+def batch_index(index, length: int):
+    """Turn an integer batch index into a slice, so indexing keeps the batch dimension."""
+    if not isinstance(index, int):
+        return index
+    if not -length <= index < length:
+        raise IndexError(f"index {index} out of range for a batch of {length}")
+    index %= length
+    return slice(index, index + 1)
 
 
 def safe_eps(dtype: torch.dtype) -> float:

@@ -183,12 +183,6 @@ def test_sdf_gradient_of_analytic_sphere_and_no_parameter_grads():
     assert all(p.grad is None for p in net.parameters())
 
 
-def test_sdf_network_float64_and_to():
-    net = SDFNetwork(hidden_dim=16, num_layers=2, skip_layers=(1,), feature_dim=2).double()
-    out = net(torch.zeros(1, 2, 3, dtype=f64))
-    assert out.sdf.dtype == f64
-
-
 @pytest.mark.cuda
 def test_sdf_network_cuda_matches_cpu():
     net = SDFNetwork(hidden_dim=32, num_layers=3, skip_layers=(2,), feature_dim=4)

@@ -74,3 +74,11 @@ def test_depth_per_distance_is_cosine_to_axis():
     torch.testing.assert_close(
         rays.depth_per_distance[0, 0], torch.tensor(1 / math.sqrt(1 + 2 * 0.95**2), dtype=f64)
     )
+
+
+def test_ray_bundle_indexing_keeps_batch():
+    cam = camera_on_z()[[0, 0, 0]]
+    rays = cam.rays(4, 4)
+    assert rays[-1].batch_size == 1 and rays[1:].batch_size == 2
+    with pytest.raises(IndexError, match="out of range"):
+        rays[3]

@@ -16,11 +16,12 @@ Poses are world-to-camera ``[R | t]``: ``x_cam = R @ x_world + t`` in the OpenCV
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
 
-from .._checks import check_finite, check_shape, safe_eps
+from .._checks import batch_index, check_finite, check_shape, safe_eps
 from .rays import RayBundle, pixel_grid
 
 __all__ = [
@@ -57,7 +58,7 @@ def _check_rotation(name: str, R: torch.Tensor) -> None:
         raise ValueError(f"{name}: the 3x3 rotation block is not orthonormal with det +1")
 
 
-class Camera:
+class Camera(ABC):
     """Base class: batch handling shared by all camera models."""
 
     _fields: ClassVar[tuple[str, ...]] = ()
@@ -74,10 +75,7 @@ class Camera:
 
     def __getitem__(self, index) -> Camera:
         """Index the batch; an integer keeps the batch dimension (a batch of one)."""
-        if isinstance(index, int):
-            if not -len(self) <= index < len(self):
-                raise IndexError(f"index {index} out of range for {len(self)} cameras")
-            index = slice(index, index + 1 if index != -1 else None)
+        index = batch_index(index, len(self))
         return self._map(lambda t: t[index])
 
     def __len__(self) -> int:
@@ -100,17 +98,17 @@ class Camera:
         return f"{name}(batch_size={len(self)}, dtype={self.dtype}, device={self.device})"
 
     # -- interface -----------------------------------------------------------------
-    def project(self, points: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def project(self, points: torch.Tensor) -> torch.Tensor:
+        """World points ``[B, N, 3]`` to pixels ``[B, N, 2]``."""
 
-    def unproject(
-        self, pixels: torch.Tensor, depth: torch.Tensor
-    ) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def unproject(self, pixels: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """Pixels ``[B, N, 2]`` at depths ``[B, N]`` to world points ``[B, N, 3]``."""
 
-    def _ray_parts(self, pixels: torch.Tensor):  # pragma: no cover - abstract
-        """Return (origins, unnormalised directions whose unit-depth step is 1)."""
-        raise NotImplementedError
+    @abstractmethod
+    def _ray_parts(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Origins ``[B, R, 3]`` and directions scaled to advance depth by one unit."""
 
     def rays_at(
         self,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .._checks import check_shape
+from .._checks import batch_index, check_shape
 
 __all__ = ["RayBundle", "pixel_grid"]
 
@@ -80,8 +80,7 @@ class RayBundle:
 
     def __getitem__(self, index) -> RayBundle:
         """Index the batch dimension; an integer keeps it (batch of one)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1 if index != -1 else None)
+        index = batch_index(index, self.batch_size)
         return self._map(lambda t: t[index])
 
     def select(self, ray_index: torch.Tensor) -> RayBundle:
