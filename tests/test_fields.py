@@ -289,3 +289,9 @@ def test_hyper_mlp_chunking_does_not_change_results():
     whole = mlp(x, x)
     mlp.chunk_size = 16
     torch.testing.assert_close(mlp(x, x), whole, atol=1e-12, rtol=0)
+
+
+def test_geometric_init_needs_raw_xyz():
+    with pytest.raises(ValueError, match="include_input=True"):
+        SDFNetwork(encoding=PositionalEncoding(4, "nerf", include_input=False))
+    SDFNetwork(encoding=PositionalEncoding(4, "nerf", include_input=False), geometric_init=False)

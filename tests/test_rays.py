@@ -82,3 +82,11 @@ def test_ray_bundle_indexing_keeps_batch():
     assert rays[-1].batch_size == 1 and rays[1:].batch_size == 2
     with pytest.raises(IndexError, match="out of range"):
         rays[3]
+
+
+def test_near_far_must_be_numbers_or_per_ray():
+    cam = camera_on_z()[[0, 0]]
+    with pytest.raises(ValueError, match=r"near: expected shape \[2, 2\], got \[2\]"):
+        cam.rays_at(torch.zeros(2, 2, 2, dtype=f64), near=torch.zeros(2, dtype=f64))
+    rays = cam.rays_at(torch.zeros(2, 2, 2, dtype=f64), far=torch.full((2, 2), 5.0, dtype=f64))
+    assert (rays.far == 5).all() and (rays.near == 0).all()

@@ -124,9 +124,18 @@ class Camera(ABC):
         length = steps.norm(dim=-1)
         directions = steps / length[..., None]
         shape = (len(self), dims["R"])
-        near_t = torch.as_tensor(near, dtype=pixels.dtype, device=pixels.device).expand(shape)
-        far_t = torch.as_tensor(far, dtype=pixels.dtype, device=pixels.device).expand(shape)
+        near_t, far_t = (
+            self._bounds(name, value, shape, pixels)
+            for name, value in (("near", near), ("far", far))
+        )
         return RayBundle(origins, directions, pixels, near_t, far_t, 1.0 / length)
+
+    @staticmethod
+    def _bounds(name: str, value, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+        if value.dim() != 0:
+            check_shape(name, value, shape)
+        return value.expand(shape)
 
     def rays(
         self,

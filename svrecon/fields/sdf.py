@@ -68,6 +68,10 @@ class SDFNetwork(nn.Module):
         self.in_dim = in_dim
         # Columns of the network input that hold the raw xyz (the rest start at zero).
         xyz_cols = self._xyz_columns(encoding)
+        if geometric_init and not xyz_cols:
+            raise ValueError(
+                "encoding: geometric_init needs the raw xyz in the input (include_input=True)"
+            )
 
         layers = []
         for i in range(num_layers + 1):
