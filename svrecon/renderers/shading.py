@@ -1,0 +1,68 @@
+"""Lambertian shading under spherical-harmonics lighting (MSU, Sec. 3.3; Ramamoorthi &
+Hanrahan 2001), with the constants of the MSU lab's face-3DMM code."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .._checks import check_shape
+
+__all__ = ["SH_CONSTANTS", "sh_basis", "sh_shading"]
+
+#: The Lambertian-convolved constants of the nine bases, in basis order.
+SH_CONSTANTS = (
+    1 / math.sqrt(4 * math.pi),  # band 0
+    (2 * math.pi / 3) * math.sqrt(3 / (4 * math.pi)),  # band 1: n_z, n_y, n_x
+    (math.pi / 4) * 0.5 * math.sqrt(5 / (4 * math.pi)),  # 2 n_z^2 - n_x^2 - n_y^2
+    (math.pi / 4) * 3 * math.sqrt(5 / (12 * math.pi)),  # n_y n_z, n_x n_z, n_x n_y
+    (math.pi / 4) * 1.5 * math.sqrt(5 / (12 * math.pi)),  # n_x^2 - n_y^2
+)
+
+
+def sh_basis(normals: torch.Tensor) -> torch.Tensor:
+    """The nine Lambertian SH bases ``[..., 9]`` of unit normals ``[..., 3]``.
+
+    Order: ``c0``, ``c1 n_z``, ``c1 n_y``, ``c1 n_x``, ``c2 (2 n_z^2 - n_x^2 - n_y^2)``,
+    ``c3 n_y n_z``, ``c3 n_x n_z``, ``c3 n_x n_y``, ``c4 (n_x^2 - n_y^2)`` with the
+    constants :data:`SH_CONSTANTS` ``(c0, c1, c2, c3, c4)``.
+    """
+    check_shape("normals", normals, ("...", 3))
+    x, y, z = normals.unbind(-1)
+    c0, c1, c2, c3, c4 = SH_CONSTANTS
+    return torch.stack(
+        [
+            torch.full_like(x, c0),
+            c1 * z,
+            c1 * y,
+            c1 * x,
+            c2 * (2 * z * z - x * x - y * y),
+            c3 * y * z,
+            c3 * x * z,
+            c3 * x * y,
+            c4 * (x * x - y * y),
+        ],
+        dim=-1,
+    )
+
+
+def sh_shading(normals: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """Per-channel shading ``[B, ..., 3]`` of normals ``[B, ..., 3]``.
+
+    ``coefficients`` is ``[B, 27]`` (colour-major: the nine coefficients of red, then
+    green, then blue) or ``[B, 3, 9]``. ``shading[..., c] = sum_k coefficients[c, k] *
+    sh_basis(n)[k]``; the rendered colour is ``albedo * shading``.
+    """
+    check_shape("normals", normals, ("...", 3))
+    if normals.dim() < 2:
+        raise ValueError(f"normals: expected shape [B, ..., 3], got {list(normals.shape)}")
+    b = normals.shape[0]
+    if coefficients.dim() == 2:
+        check_shape("coefficients", coefficients, (b, 27))
+        coefficients = coefficients.reshape(b, 3, 9)
+    else:
+        check_shape("coefficients", coefficients, (b, 3, 9))
+    basis = sh_basis(normals)  # [B, ..., 9]
+    flat = basis.reshape(b, -1, 9)
+    return (flat @ coefficients.transpose(1, 2)).reshape(*normals.shape[:-1], 3)
