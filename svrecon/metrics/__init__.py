@@ -1,0 +1,45 @@
+"""Evaluation: Chamfer distance, F-score, EMD, normal consistency, volumetric IoU,
+alignment, and each paper's protocol."""
+
+from .align import (
+    ICPResult,
+    icp,
+    kabsch,
+    normalize_cloud,
+    rotation_grid,
+    rotation_search,
+    to_view_frame,
+)
+from .distances import (
+    ChamferResult,
+    FScoreResult,
+    chamfer_distance,
+    earth_movers_distance,
+    f_score,
+    nearest_neighbors,
+    normal_consistency,
+)
+from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate
+from .volumetric import volumetric_iou
+
+__all__ = [
+    "PROTOCOLS",
+    "ChamferResult",
+    "EvaluationProtocol",
+    "FScoreResult",
+    "ICPResult",
+    "average_results",
+    "chamfer_distance",
+    "earth_movers_distance",
+    "evaluate",
+    "f_score",
+    "icp",
+    "kabsch",
+    "nearest_neighbors",
+    "normal_consistency",
+    "normalize_cloud",
+    "rotation_grid",
+    "rotation_search",
+    "to_view_frame",
+    "volumetric_iou",
+]

@@ -1,0 +1,134 @@
+"""Mesh extraction, sampling and export against analytic shapes and trimesh."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from svrecon.fields import FieldOutput, SDFNetwork
+from svrecon.mesh import export_mesh, extract_mesh, grid_points, sample_surface
+from svrecon.metrics import chamfer_distance
+
+from .reference.analytic import box_sdf, sphere_sdf
+
+SHAPES = {
+    "sphere": lambda p: sphere_sdf(p, radius=0.5),
+    "box": lambda p: box_sdf(p, half=(0.5, 0.3, 0.4)),
+    "thin_plate": lambda p: box_sdf(p, half=(0.45, 0.012, 0.4)),
+}
+
+
+def test_sphere_mesh_is_accurate_and_watertight():
+    mesh = extract_mesh(SHAPES["sphere"], resolution=128, bounds=(-0.6, 0.6))
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert np.abs(radii - 0.5).max() < 1e-3
+    assert mesh.is_watertight and mesh.is_winding_consistent
+    assert mesh.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=2e-3)  # outward faces
+    # Outward normals: each face normal points away from the centre.
+    assert ((mesh.face_normals * mesh.triangles_center).sum(-1) > 0).all()
+    assert mesh.metadata["field_evaluations"] == 129**3
+
+
+@pytest.mark.parametrize("shape", ["sphere", "box", "thin_plate"])
+def test_hierarchical_equals_dense_with_5x_fewer_evaluations(shape):
+    dense = extract_mesh(SHAPES[shape], 128, (-0.6, 0.6), method="dense")
+    fast = extract_mesh(SHAPES[shape], 128, (-0.6, 0.6), method="hierarchical")
+    assert len(dense.vertices) == len(fast.vertices) and len(dense.faces) == len(fast.faces)
+    cd = chamfer_distance(
+        torch.from_numpy(dense.vertices)[None], torch.from_numpy(fast.vertices)[None]
+    )
+    assert cd.chamfer.item() < 1e-6
+    ratio = dense.metadata["field_evaluations"] / fast.metadata["field_evaluations"]
+    assert ratio >= 5, ratio
+
+
+def test_seed_scaling_shrinks_by_n_over_n_plus_one():
+    lo = -0.6
+    correct = extract_mesh(SHAPES["box"], 32, (lo, 0.6))
+    seed = extract_mesh(SHAPES["box"], 32, (lo, 0.6), seed_scaling=True)
+    expected = (correct.vertices - lo) * 32 / 33 + lo
+    assert np.allclose(seed.vertices, expected, atol=1e-12)
+    # The box's x extent: correct is 1.0 (half 0.5), the seed code's is smaller.
+    assert np.ptp(correct.vertices[:, 0]) == pytest.approx(1.0, abs=1e-6)
+    assert np.ptp(seed.vertices[:, 0]) < 0.98
+
+
+def test_grid_points_match_linspace():
+    points = grid_points(4, ((-1, 0, 0), (1, 2, 4)))
+    assert points.shape == (125, 3)
+    assert torch.allclose(points[:5, 2], torch.linspace(0, 4, 5, dtype=torch.float64))
+    assert torch.allclose(points[::25, 0], torch.linspace(-1, 1, 5, dtype=torch.float64))
+
+
+def occupancy_field(points):
+    # A svrecon-style field: [1, N, 3] -> FieldOutput with an occupancy.
+    if points.dim() != 3:
+        raise ValueError("points: expected shape [B, N, 3]")
+    return FieldOutput(occupancy=torch.sigmoid(-100 * sphere_sdf(points, radius=0.5)))
+
+
+@pytest.mark.parametrize("method", ["dense", "hierarchical"])
+def test_occupancy_field_output_uses_level_one_half(method):
+    mesh = extract_mesh(occupancy_field, 64, (-0.6, 0.6), method=method)
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert np.abs(radii - 0.5).max() < 2e-3  # the 0.5 level set is the sphere
+    assert mesh.is_watertight and mesh.volume > 0
+    dense = extract_mesh(occupancy_field, 64, (-0.6, 0.6))
+    assert len(mesh.vertices) == len(dense.vertices)
+
+
+def test_bound_svrecon_field():
+    torch.manual_seed(0)
+    net = SDFNetwork(latent_dim=8, hidden_dim=64, num_layers=4, skip_layers=(2,), sphere_radius=0.5)
+    code = torch.zeros(1, 8)
+    mesh = extract_mesh(lambda p: net(p, code), 32, (-1, 1), method="hierarchical", lipschitz=2.0)
+    assert len(mesh.faces) > 0 and mesh.is_watertight
+    assert np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5).mean() < 0.05
+
+
+@pytest.mark.parametrize("value", [1.0, -1.0])
+@pytest.mark.parametrize("method", ["dense", "hierarchical"])
+def test_field_without_surface_gives_empty_mesh(value, method):
+    mesh = extract_mesh(lambda p: torch.full(p.shape[:1], value), 32, method=method)
+    assert len(mesh.vertices) == 0 and len(mesh.faces) == 0
+    assert mesh.metadata["field_evaluations"] > 0
+    with pytest.raises(ValueError, match="no surface"):
+        sample_surface(mesh, 10)
+
+
+def test_extract_mesh_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="bounds"):
+        extract_mesh(SHAPES["sphere"], 16, (0.6, -0.6))
+    with pytest.raises(ValueError, match="method"):
+        extract_mesh(SHAPES["sphere"], 16, method="sparse")
+    with pytest.raises(ValueError, match="power of 2"):
+        extract_mesh(SHAPES["sphere"], 48, method="hierarchical", coarse_resolution=20)
+    with pytest.raises(ValueError, match="NaN"):
+        extract_mesh(lambda p: torch.full(p.shape[:1], float("nan")), 8)
+
+
+def test_sample_surface_is_seeded_and_area_weighted():
+    box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    a, normals = sample_surface(box, 20000, seed=3)
+    b, _ = sample_surface(box, 20000, seed=3)
+    c, _ = sample_surface(box, 20000, seed=4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # Faces with normal +-z have area 2 * (2 * 1) of the total 2 * (2 + 1 + 0.5) = 7.
+    share_z = (normals[:, 2].abs() > 0.5).float().mean().item()
+    expected = 4 / 7
+    sigma = math.sqrt(expected * (1 - expected) / 20000)
+    assert abs(share_z - expected) < 4 * sigma
+    assert torch.allclose(a.abs().max(0).values, torch.tensor([1.0, 0.5, 0.25]), atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply", ".glb"])
+def test_export_round_trip(tmp_path, suffix):
+    mesh = extract_mesh(SHAPES["sphere"], 16)
+    path = export_mesh(mesh, tmp_path / f"out{suffix}")
+    loaded = trimesh.load(path, force="mesh")
+    assert len(loaded.faces) == len(mesh.faces)
+    assert np.allclose(np.sort(loaded.vertices, axis=0), np.sort(mesh.vertices, axis=0), atol=1e-5)
+    with pytest.raises(ValueError, match="obj"):
+        export_mesh(mesh, tmp_path / "out.stl")
