@@ -358,11 +358,7 @@ def test_volume_normals_composite_unit_normals_and_gradcheck():
             )
 
         renderer = VolumeRenderer(LaplaceDensity(0.05, learnable=False), num_samples=8).double()
-        out = (
-            renderer(field, rays, create_graph=True, background=None)
-            if False
-            else renderer(field, rays, create_graph=True)
-        )
+        out = renderer(field, rays, create_graph=True)
         return out.normals, out.rgb, out.opacity
 
     radius = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)

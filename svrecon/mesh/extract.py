@@ -47,14 +47,17 @@ class _PointFunction:
         self.evaluations = 0
 
     def _call(self, x: torch.Tensor) -> tuple[torch.Tensor, str | None]:
+        out = None
         if self.batched is None:
+            # A plain callable maps [N, 3] to [N]; anything else is called with [1, N, 3].
             try:
                 out = self.field(x)
                 value = out.value if isinstance(out, FieldOutput) else out
                 self.batched = not (isinstance(value, torch.Tensor) and value.shape == x.shape[:1])
             except (ValueError, RuntimeError, IndexError):
                 self.batched = True
-        out = self.field(x[None]) if self.batched else self.field(x)
+        if out is None or self.batched:
+            out = self.field(x[None]) if self.batched else self.field(x)
         if isinstance(out, FieldOutput):
             return out.value.reshape(-1), ("sdf" if out.sdf is not None else "occupancy")
         if not isinstance(out, torch.Tensor):

@@ -212,10 +212,10 @@ class LinearSearch(SurfaceSearch):
         hit = inside.any(-1) & (rays.far > rays.near)
         first = inside.to(torch.uint8).argmax(-1)  # first True (0 if none)
         closest = g.argmin(-1)
-        return ts, g, hit, first, closest
+        return ts, hit, first, closest
 
     def search(self, field: Field, rays: RayBundle) -> tuple[torch.Tensor, torch.Tensor]:
-        ts, _, hit, first, closest = self._samples(field, rays)
+        ts, hit, first, closest = self._samples(field, rays)
         index = torch.where(hit, first, closest)
         return ts.gather(-1, index[..., None])[..., 0], hit
 
@@ -237,7 +237,7 @@ class LinearBinarySearch(LinearSearch):
         self.num_refine = num_refine
 
     def search(self, field: Field, rays: RayBundle) -> tuple[torch.Tensor, torch.Tensor]:
-        ts, _, hit, first, closest = self._samples(field, rays)
+        ts, hit, first, closest = self._samples(field, rays)
         hi = ts.gather(-1, first[..., None])[..., 0]
         lo = ts.gather(-1, (first - 1).clamp_min(0)[..., None])[..., 0]
         for _ in range(self.num_refine):
