@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_shape
+from ..fields.gradients import field_value
 from ._reduce import weighted_mean
 
 __all__ = ["eikonal_loss", "masked_l1_loss", "masked_mse_loss", "sphere_sdf_loss", "symmetry_loss"]
@@ -67,8 +68,6 @@ def symmetry_loss(field, points: torch.Tensor, axis: int = 0) -> torch.Tensor:
     (a soft alternative to ShapeClipper's architectural symmetry ``x -> (|x|, y, z)``).
     ``field`` maps points to a ``FieldOutput`` or values ``[B, N]``.
     """
-    from ..fields.gradients import field_value
-
     check_shape("points", points, ("B", "N", 3))
     mirrored = points.clone()
     mirrored[..., axis] = -mirrored[..., axis]

@@ -25,13 +25,5 @@ def render_chunked(
     parts = []
     for start in range(0, rays.num_rays, chunk_size):
         index = slice(start, start + chunk_size)
-        chunk = RayBundle(
-            rays.origins[:, index],
-            rays.directions[:, index],
-            rays.pixels[:, index],
-            rays.near[:, index],
-            rays.far[:, index],
-            rays.depth_per_distance[:, index],
-        )
-        parts.append(render(chunk))
+        parts.append(render(rays._map(lambda t, index=index: t[:, index])))
     return RenderOutput.cat(parts)
