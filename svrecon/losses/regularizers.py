@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_shape
+from .._math import safe_norm
 from ..fields.gradients import field_value
 from ._reduce import weighted_mean
 
@@ -19,10 +20,7 @@ def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
     A zero gradient gives ``(0 - 1)^2`` with a finite (zero) derivative.
     """
     check_shape("gradients", gradients, ("B", "N", 3))
-    sq = (gradients * gradients).sum(-1)
-    positive = sq > 0
-    norm = torch.where(positive, torch.sqrt(torch.where(positive, sq, 1.0)), 0.0)
-    return ((norm - 1) ** 2).mean()
+    return ((safe_norm(gradients) - 1) ** 2).mean()
 
 
 def _photometric(error, mask):

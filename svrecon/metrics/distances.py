@@ -15,6 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from .._checks import check_shape
+from .._math import safe_norm
 
 __all__ = [
     "ChamferResult",
@@ -57,7 +58,7 @@ def nearest_neighbors(
         else:
             index = _brute_force_index(query, reference, chunk_size)
     nearest = torch.gather(reference, 1, index[..., None].expand(-1, -1, 3))
-    return _safe_norm(query - nearest), index
+    return safe_norm(query - nearest), index
 
 
 def _brute_force_index(query, reference, chunk_size):
@@ -75,12 +76,6 @@ def _brute_force_index(query, reference, chunk_size):
             best_index = torch.where(better, idx + r0, best_index)
         out.append(best_index)
     return torch.cat(out, dim=1)
-
-
-def _safe_norm(v: torch.Tensor) -> torch.Tensor:
-    sq = (v * v).sum(-1)
-    positive = sq > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, sq, 1.0)), 0.0)
 
 
 @dataclass

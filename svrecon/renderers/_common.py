@@ -48,12 +48,6 @@ def outside_value(out: FieldOutput, level: float) -> torch.Tensor:
     return out.sdf - level if out.sdf is not None else level - out.occupancy
 
 
-def safe_normalize(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """``v / |v|`` along the last axis; zero vectors map to zero, with finite gradients."""
-    sq = (v * v).sum(-1, keepdim=True)
-    return v * torch.rsqrt(sq.clamp_min(eps * eps)) * (sq > 0)
-
-
 def check_finite_bounds(rays: RayBundle, who: str) -> None:
     if not (torch.isfinite(rays.near).all() and torch.isfinite(rays.far).all()):
         raise ValueError(

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from .._math import safe_normalize
 from ..cameras.rays import RayBundle
 from ._common import (
     Field,
@@ -19,7 +20,6 @@ from ._common import (
     default_level,
     evaluate,
     outside_value,
-    safe_normalize,
     spatial_gradient,
 )
 from .output import RenderOutput

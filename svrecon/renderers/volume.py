@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._math import safe_normalize
 from ..cameras.rays import RayBundle
-from ._common import Field, check_finite_bounds, evaluate, safe_normalize, spatial_gradient
+from ._common import Field, check_finite_bounds, evaluate, spatial_gradient
 from .output import RenderOutput
 
 __all__ = ["LaplaceDensity", "VolumeRenderer"]

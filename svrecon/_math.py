@@ -1,0 +1,18 @@
+"""Norms that stay finite (value and gradient) at the zero vector."""
+
+from __future__ import annotations
+
+import torch
+
+
+def safe_norm(v: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """``|v|`` along ``dim``; the zero vector has norm 0 and a zero (sub)gradient."""
+    sq = (v * v).sum(dim, keepdim=keepdim)
+    positive = sq > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, sq, 1.0)), 0.0)
+
+
+def safe_normalize(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``v / |v|`` along the last axis; zero vectors map to zero, with finite gradients."""
+    sq = (v * v).sum(-1, keepdim=True)
+    return v * torch.rsqrt(sq.clamp_min(eps * eps)) * (sq > 0)
