@@ -1,6 +1,16 @@
 """Losses of the five seed models, each with its paper's equation and default weight."""
 
+from .adversarial import discriminator_loss, generator_loss, r1_penalty
 from .distance_transform import distance_transform
+from .feature_consistency import feature_consistency_loss, largest_eigenvector
+from .intrinsic import albedo_constancy_loss, white_shading_loss
+from .metric import CategoryCentres, category_metric_loss
+from .normals import normal_loss
+from .occupancy import (
+    occupancy_photometric_loss,
+    occupancy_pretraining_losses,
+    occupancy_silhouette_loss,
+)
 from .ray import ray_free_space_loss, ray_intersection_loss
 from .regularizers import (
     eikonal_loss,
@@ -16,15 +26,35 @@ from .silhouette import (
     soft_iou_loss,
 )
 from .supervised import camera_point_cloud_loss, disn_sdf_loss
+from .viewpoint import (
+    angle_range_loss,
+    flip_symmetry_loss,
+    uniform_azimuth_loss,
+    view_consistency_loss,
+)
 
 __all__ = [
+    "CategoryCentres",
+    "albedo_constancy_loss",
+    "angle_range_loss",
     "camera_point_cloud_loss",
+    "category_metric_loss",
+    "discriminator_loss",
     "disn_sdf_loss",
     "distance_transform",
     "eikonal_loss",
+    "feature_consistency_loss",
+    "flip_symmetry_loss",
+    "generator_loss",
     "importance_weights",
+    "largest_eigenvector",
     "masked_l1_loss",
     "masked_mse_loss",
+    "normal_loss",
+    "occupancy_photometric_loss",
+    "occupancy_pretraining_losses",
+    "occupancy_silhouette_loss",
+    "r1_penalty",
     "ray_free_space_loss",
     "ray_intersection_loss",
     "silhouette_lower_bound",
@@ -32,4 +62,7 @@ __all__ = [
     "soft_iou_loss",
     "sphere_sdf_loss",
     "symmetry_loss",
+    "uniform_azimuth_loss",
+    "view_consistency_loss",
+    "white_shading_loss",
 ]

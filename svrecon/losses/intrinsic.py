@@ -1,0 +1,72 @@
+"""MSU's intrinsic-image regularisers: albedo local constancy and batch-wise white
+shading (Sec. 3.3, after Sengupta et al. and Meka et al.)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import check_shape
+from .._math import safe_norm, safe_normalize
+from ._reduce import weighted_mean
+
+__all__ = ["albedo_constancy_loss", "white_shading_loss"]
+
+
+def albedo_constancy_loss(
+    albedo: torch.Tensor,
+    image: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    alpha: float = 15.0,
+    p: float = 0.8,
+) -> torch.Tensor:
+    """``w(j, t) |A_j - A_t|_2^p`` over 4-neighbour pixel pairs, with chromaticity weights
+    ``w = exp(-alpha |c_j - c_t|)``, ``c = I / |I|`` (alpha 15, p 0.8).
+
+    Shapes: ``albedo`` and ``image`` ``[B, C, H, W]`` (``image`` in ``[0, 1]``),
+    ``mask`` ``[B, H, W]`` (pairs need both pixels in the mask). The paper's sum over
+    pixels and their four neighbours counts each adjacent pair twice; this is the mean
+    over pairs, which is the same up to a constant. A zero albedo difference has a zero
+    (sub)gradient; black pixels have chromaticity 0.
+    """
+    dims = check_shape("albedo", albedo, ("B", "C", "H", "W"))
+    check_shape("image", image, ("B", "C", "H", "W"), dims)
+    if mask is None:
+        mask = albedo.new_ones(dims["B"], dims["H"], dims["W"], dtype=torch.bool)
+    check_shape("mask", mask, ("B", "H", "W"), dims)
+    a = albedo.movedim(1, -1)
+    c = safe_normalize(image.movedim(1, -1))
+    m = mask.bool()
+    # Right and down neighbours: [B, H, W, C] sliced along W, then along H.
+    pairs = [
+        ((slice(None), slice(None), slice(1, None)), (slice(None), slice(None), slice(None, -1))),
+        ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+    ]
+    terms, selected = [], []
+    for there, here in pairs:
+        diff = safe_norm(a[there] - a[here])
+        powered = torch.where(diff > 0, diff.clamp_min(1e-30) ** p, 0.0)
+        weight = torch.exp(-alpha * safe_norm(c[there] - c[here]))
+        terms.append((weight * powered).flatten())
+        selected.append((m[there] & m[here]).flatten())
+    return weighted_mean(torch.cat(terms), mask=torch.cat(selected))
+
+
+def white_shading_loss(
+    shading: torch.Tensor, mask: torch.Tensor, target: float = 1.0
+) -> torch.Tensor:
+    """Batch-wise white shading ``sum_c |mean_j C_j^(c) - target|`` (MSU, target 1):
+    the mean diffuse shading of each channel over all foreground pixels of the batch.
+
+    Shapes: ``shading`` ``[B, ..., C]`` (channel last, e.g. per-ray
+    :func:`~svrecon.renderers.sh_shading` output ``[B, R, 3]``), ``mask`` ``[B, ...]``.
+    An empty mask gives 0 with zero gradients.
+    """
+    if shading.dim() < 2 or tuple(mask.shape) != tuple(shading.shape[:-1]):
+        raise ValueError(
+            f"mask: expected shape {list(shading.shape[:-1])} (shading without its channel "
+            f"axis), got {list(mask.shape)}"
+        )
+    m = mask.bool()
+    if not m.any():
+        return (shading * 0).sum()
+    return (shading[m].mean(0) - target).abs().sum()

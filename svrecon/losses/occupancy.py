@@ -1,0 +1,85 @@
+"""MSU joint-occupancy losses: silhouette through the projection (Eq. 5), foreground
+photometric (Eq. 6) and the 3D pretraining losses (Eq. 8)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_shape
+from ._reduce import weighted_mean
+
+__all__ = [
+    "occupancy_photometric_loss",
+    "occupancy_pretraining_losses",
+    "occupancy_silhouette_loss",
+]
+
+
+def occupancy_silhouette_loss(
+    occupancy: torch.Tensor, mask: torch.Tensor, inside_value: float = 0.5
+) -> torch.Tensor:
+    """``mean_j |o(x_j) - o_j|`` with ``o_j = 0.5`` inside the silhouette, 0 outside
+    (MSU Eq. 5).
+
+    ``occupancy`` ``[B, R]``: the field at each pixel's ray point, e.g. the
+    ``surface_value`` of a :class:`~svrecon.renderers.LinearBinarySearch` render (the
+    first interior point, refined to the 0.5 level, or the most occupied point of a
+    missed ray); ``mask`` ``[B, R]``. Averaged over the pixels of each image
+    (``1 / (W H)``) and then over the batch.
+    """
+    dims = check_shape("occupancy", occupancy, ("B", "R"))
+    check_shape("mask", mask, ("B", "R"), dims)
+    target = mask.to(occupancy.dtype) * inside_value
+    return (occupancy - target).abs().mean()
+
+
+def occupancy_photometric_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """``|(I_hat - I) * M|_1 / |M|`` (MSU Eq. 6): the L1 over colour channels summed,
+    averaged over the foreground pixels of the whole batch.
+
+    Shapes: ``pred``/``target`` ``[B, R, C]``, ``mask`` ``[B, R]``. Equals
+    ``C * masked_l1_loss``. An empty mask gives 0 with zero gradients.
+    """
+    dims = check_shape("pred", pred, ("B", "R", "C"))
+    check_shape("target", target, ("B", "R", dims["C"]), dims)
+    check_shape("mask", mask, ("B", "R"), dims)
+    return weighted_mean((pred - target).abs().sum(-1), mask=mask)
+
+
+def occupancy_pretraining_losses(
+    occupancy: torch.Tensor,
+    occupancy_target: torch.Tensor,
+    albedo: torch.Tensor | None = None,
+    albedo_target: torch.Tensor | None = None,
+    class_logits: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """MSU's 3D pretraining objective ``L_S + L_A + L_C`` (Eq. 8), term by term.
+
+    - ``occupancy``: MSE of occupancy ``[B, N]`` against ``occupancy_target`` ``[B, N]``.
+    - ``albedo``: MSE of albedo ``[B, N, 3]`` against ``albedo_target`` (the voxel
+      colours at the same points; the paper sums over all ``K`` points).
+    - ``category``: cross-entropy of ``class_logits`` ``[B, C]`` against ``labels`` ``[B]``.
+
+    Means replace the paper's sums so the weights do not depend on ``N``. Terms whose
+    inputs are ``None`` are left out of the returned dict.
+    """
+    dims = check_shape("occupancy", occupancy, ("B", "N"))
+    check_shape("occupancy_target", occupancy_target, ("B", "N"), dims)
+    out = {"occupancy": F.mse_loss(occupancy, occupancy_target.to(occupancy.dtype))}
+    if (albedo is None) != (albedo_target is None):
+        raise ValueError("albedo, albedo_target: pass both or neither")
+    if albedo is not None:
+        check_shape("albedo", albedo, ("B", "N", 3), dims)
+        check_shape("albedo_target", albedo_target, ("B", "N", 3), dims)
+        out["albedo"] = F.mse_loss(albedo, albedo_target.to(albedo.dtype))
+    if (class_logits is None) != (labels is None):
+        raise ValueError("class_logits, labels: pass both or neither")
+    if class_logits is not None:
+        check_shape("class_logits", class_logits, ("B", "C"), dims)
+        check_shape("labels", labels, ("B",), dims)
+        out["category"] = F.cross_entropy(class_logits, labels.long())
+    return out

@@ -1,0 +1,195 @@
+"""MSU joint-occupancy losses against hand-worked values, naive loops and numpy."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from svrecon.losses import (
+    albedo_constancy_loss,
+    feature_consistency_loss,
+    largest_eigenvector,
+    masked_l1_loss,
+    occupancy_photometric_loss,
+    occupancy_pretraining_losses,
+    occupancy_silhouette_loss,
+    white_shading_loss,
+)
+
+f64 = torch.float64
+
+
+def test_silhouette_loss_hand_value_batch_mean_and_gradient():
+    occ = torch.tensor([[0.5, 0.2], [0.7, 0.0]], dtype=f64, requires_grad=True)
+    mask = torch.tensor([[1, 0], [1, 1]])
+    # targets 0.5 inside, 0 outside: |0| + |0.2| + |0.2| + |0.5|
+    assert occupancy_silhouette_loss(occ, mask).item() == pytest.approx(0.9 / 4)
+    per_item = [occupancy_silhouette_loss(occ[i : i + 1], mask[i : i + 1]) for i in range(2)]
+    assert occupancy_silhouette_loss(occ, mask).item() == pytest.approx(
+        torch.stack(per_item).mean().item()
+    )
+    occ2 = occ.detach() + 0.01  # away from the kinks of |.|
+    assert gradcheck(lambda o: occupancy_silhouette_loss(o, mask), (occ2.requires_grad_(),))
+    with pytest.raises(ValueError, match="mask"):
+        occupancy_silhouette_loss(occ, mask[:1])
+
+
+def test_photometric_loss_sums_channels_over_foreground_pixels():
+    pred = torch.tensor([[[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]]], dtype=f64, requires_grad=True)
+    target = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]], dtype=f64)
+    mask = torch.tensor([[True, False]])
+    assert occupancy_photometric_loss(pred, target, mask).item() == pytest.approx(0.6)
+    g = torch.Generator().manual_seed(0)
+    p, t = torch.rand(2, 9, 3, generator=g, dtype=f64), torch.rand(2, 9, 3, generator=g, dtype=f64)
+    m = torch.rand(2, 9, generator=g) > 0.4
+    assert occupancy_photometric_loss(p, t, m).item() == pytest.approx(
+        3 * masked_l1_loss(p, t, m).item(), rel=1e-12
+    )
+    assert gradcheck(lambda x: occupancy_photometric_loss(x, t, m), (p.requires_grad_(),))
+    empty = occupancy_photometric_loss(pred, target, torch.zeros(1, 2, dtype=torch.bool))
+    empty.backward()
+    assert empty.item() == 0 and torch.equal(pred.grad, torch.zeros_like(pred))
+
+
+def test_pretraining_losses_hand_values():
+    occ = torch.tensor([[0.2, 0.9]], dtype=f64)
+    occ_t = torch.tensor([[0.0, 1.0]], dtype=f64)
+    albedo = torch.zeros(1, 2, 3, dtype=f64)
+    albedo_t = torch.full((1, 2, 3), 0.5, dtype=f64)
+    logits = torch.tensor([[2.0, 0.0, 0.0]], dtype=f64, requires_grad=True)
+    out = occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, logits, torch.tensor([0]))
+    assert out["occupancy"].item() == pytest.approx((0.04 + 0.01) / 2)
+    assert out["albedo"].item() == pytest.approx(0.25)
+    assert out["category"].item() == pytest.approx(-math.log(math.e**2 / (math.e**2 + 2)))
+    out["category"].backward()
+    assert torch.isfinite(logits.grad).all()
+    assert set(occupancy_pretraining_losses(occ, occ_t)) == {"occupancy"}
+    with pytest.raises(ValueError, match="albedo"):
+        occupancy_pretraining_losses(occ, occ_t, albedo=albedo)
+
+
+def naive_albedo_constancy(albedo, image, mask, alpha=15.0, p=0.8):
+    """Sum over pixels j and their in-image 4-neighbours t, both in the mask, / count."""
+    b, c, h, w = albedo.shape
+    total, count = 0.0, 0
+    for n in range(b):
+        for y in range(h):
+            for x in range(w):
+                for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+                    ty, tx = y + dy, x + dx
+                    if not (0 <= ty < h and 0 <= tx < w) or not (mask[n, y, x] and mask[n, ty, tx]):
+                        continue
+                    ij, it = image[n, :, y, x], image[n, :, ty, tx]
+                    cj, ct = ij / np.linalg.norm(ij), it / np.linalg.norm(it)
+                    weight = math.exp(-alpha * np.linalg.norm(cj - ct))
+                    diff = np.linalg.norm(albedo[n, :, y, x] - albedo[n, :, ty, tx])
+                    total += weight * diff**p
+                    count += 1
+    return total / count
+
+
+def test_albedo_constancy_matches_naive_loop():
+    g = torch.Generator().manual_seed(0)
+    albedo = torch.rand(2, 3, 5, 4, generator=g, dtype=f64)
+    image = torch.rand(2, 3, 5, 4, generator=g, dtype=f64) + 0.05
+    mask = torch.rand(2, 5, 4, generator=g) > 0.3
+    expected = naive_albedo_constancy(albedo.numpy(), image.numpy(), mask.numpy())
+    assert albedo_constancy_loss(albedo, image, mask).item() == pytest.approx(expected, rel=1e-10)
+    full = naive_albedo_constancy(albedo.numpy(), image.numpy(), np.ones((2, 5, 4), bool))
+    assert albedo_constancy_loss(albedo, image).item() == pytest.approx(full, rel=1e-10)
+    assert gradcheck(
+        lambda a: albedo_constancy_loss(a, image, mask), (albedo.clone().requires_grad_(),)
+    )
+
+
+def test_albedo_constancy_degenerate_inputs_are_finite():
+    albedo = torch.full((1, 3, 4, 4), 0.3, requires_grad=True)  # constant: zero differences
+    image = torch.zeros(1, 3, 4, 4)  # black: zero chromaticity
+    loss = albedo_constancy_loss(albedo, image)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(albedo.grad).all()
+    empty = albedo_constancy_loss(albedo, image, torch.zeros(1, 4, 4, dtype=torch.bool))
+    assert empty.item() == 0
+
+
+def test_white_shading_hand_value_and_gradient():
+    shading = torch.tensor(
+        [[[1.0, 0.5, 2.0], [3.0, 0.5, 0.0]], [[9.0, 9.0, 9.0], [2.0, 1.5, 1.0]]], dtype=f64
+    )
+    mask = torch.tensor([[True, True], [False, True]])
+    # foreground means per channel: (2, 0.8333, 1) -> |1| + |-0.1667| + |0|
+    expected = 1 + (1 - 2.5 / 3) + 0
+    assert white_shading_loss(shading, mask).item() == pytest.approx(expected, rel=1e-12)
+    s = shading.clone().requires_grad_()
+    assert gradcheck(lambda x: white_shading_loss(x + 0.01, mask), (s,))
+    empty = white_shading_loss(s, torch.zeros(2, 2, dtype=torch.bool))
+    empty.backward()
+    assert empty.item() == 0 and torch.isfinite(s.grad).all()
+    with pytest.raises(ValueError, match="mask"):
+        white_shading_loss(shading, mask[0])
+
+
+def numpy_top_eigenvector(features):
+    centred = features - features.mean(0)
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    return vectors[:, -1]
+
+
+def test_largest_eigenvector_matches_numpy_up_to_sign():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(3, 10, 6, generator=g, dtype=f64)
+    vectors, defined = largest_eigenvector(feats)
+    assert defined.all()
+    for i in range(3):
+        ref = numpy_top_eigenvector(feats[i].numpy())
+        v = vectors[i].numpy()
+        assert min(np.abs(v - ref).max(), np.abs(v + ref).max()) < 1e-10
+    # valid points only
+    valid = torch.ones(3, 10, dtype=torch.bool)
+    valid[0, 7:] = False
+    vectors, _ = largest_eigenvector(feats, valid)
+    ref = numpy_top_eigenvector(feats[0, :7].numpy())
+    assert (
+        min(np.abs(vectors[0].numpy() - ref).max(), np.abs(vectors[0].numpy() + ref).max()) < 1e-10
+    )
+
+
+def test_feature_consistency_value_pairs_and_sign_invariance():
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(3, 12, 5, generator=g, dtype=f64)
+    labels = torch.tensor([0, 1, 0])
+    v = [numpy_top_eigenvector(feats[i].numpy()) for i in range(3)]
+    pair = min(np.abs(v[0] - v[2]).sum(), np.abs(v[0] + v[2]).sum())  # only items 0 and 2 pair
+    assert feature_consistency_loss(feats, labels).item() == pytest.approx(pair, rel=1e-10)
+    # a Householder reflection of item 0's features turns its eigenvector into -v: the
+    # same direction, so the loss is 0 whatever sign eigh returns for either item
+    h = torch.eye(5, dtype=f64) - 2 * torch.outer(torch.from_numpy(v[0]), torch.from_numpy(v[0]))
+    pair_feats = torch.stack([feats[0], feats[0] @ h])
+    assert feature_consistency_loss(pair_feats).item() == pytest.approx(0, abs=1e-10)
+    negated, _ = largest_eigenvector(pair_feats)
+    assert min(
+        (negated[0] - negated[1]).abs().max(), (negated[0] + negated[1]).abs().max()
+    ) == pytest.approx(0, abs=1e-10)
+
+
+def test_feature_consistency_gradient_and_degenerate_items():
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(2, 8, 4, generator=g, dtype=f64, requires_grad=True)
+    assert gradcheck(feature_consistency_loss, (feats,))
+    # constant features and single points have no principal direction: skipped, finite
+    constant = torch.ones(3, 6, 4, requires_grad=True)
+    loss = feature_consistency_loss(constant)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(constant.grad).all()
+    mixed = torch.cat([feats.detach(), torch.zeros(1, 8, 4, dtype=f64)]).requires_grad_()
+    vectors, defined = largest_eigenvector(mixed)
+    assert defined.tolist() == [True, True, False] and (vectors[2] == 0).all()
+    loss = feature_consistency_loss(mixed)
+    loss.backward()
+    assert torch.isfinite(mixed.grad).all() and (mixed.grad[2] == 0).all()
+    single = torch.randn(2, 8, 4, dtype=f64)
+    valid = torch.zeros(2, 8, dtype=torch.bool)
+    valid[:, 0] = True
+    assert feature_consistency_loss(single, valid=valid).item() == 0
