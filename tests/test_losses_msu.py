@@ -193,3 +193,33 @@ def test_feature_consistency_gradient_and_degenerate_items():
     valid = torch.zeros(2, 8, dtype=torch.bool)
     valid[:, 0] = True
     assert feature_consistency_loss(single, valid=valid).item() == 0
+
+
+def test_pretraining_losses_batch_mean_and_gradients():
+    g = torch.Generator().manual_seed(3)
+    occ = torch.rand(2, 5, generator=g, dtype=f64, requires_grad=True)
+    occ_t = (torch.rand(2, 5, generator=g) > 0.5).to(f64)
+    albedo = torch.rand(2, 5, 3, generator=g, dtype=f64, requires_grad=True)
+    albedo_t = torch.rand(2, 5, 3, generator=g, dtype=f64)
+    logits = torch.randn(2, 4, generator=g, dtype=f64, requires_grad=True)
+    labels = torch.tensor([3, 1])
+
+    def total(o, a, lg):
+        out = occupancy_pretraining_losses(o, occ_t, a, albedo_t, lg, labels)
+        return out["occupancy"] + out["albedo"] + out["category"]
+
+    assert gradcheck(total, (occ, albedo, logits))
+    halves = [
+        occupancy_pretraining_losses(
+            occ[i : i + 1],
+            occ_t[i : i + 1],
+            albedo[i : i + 1],
+            albedo_t[i : i + 1],
+            logits[i : i + 1],
+            labels[i : i + 1],
+        )
+        for i in range(2)
+    ]
+    whole = occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, logits, labels)
+    for key in whole:
+        assert whole[key].item() == pytest.approx((halves[0][key] + halves[1][key]).item() / 2)
