@@ -4,8 +4,18 @@ Subpackages are imported explicitly (``import svrecon.cameras``) or through this
 module (``svrecon.cameras``); importing svrecon never touches the network.
 """
 
-from . import cameras, encoders, fields, losses, mesh, metrics, renderers
+from . import cameras, data, encoders, fields, losses, mesh, metrics, renderers
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__", "cameras", "encoders", "fields", "losses", "mesh", "metrics", "renderers"]
+__all__ = [
+    "__version__",
+    "cameras",
+    "data",
+    "encoders",
+    "fields",
+    "losses",
+    "mesh",
+    "metrics",
+    "renderers",
+]

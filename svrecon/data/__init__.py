@@ -1,0 +1,35 @@
+"""Datasets: the procedural part-based shapes rendered by svrecon itself."""
+
+from .procedural import (
+    CAMERA_DISTANCE,
+    ELEVATION_PRIORS,
+    FOCAL_FRACTION,
+    ProceduralDataset,
+    ProceduralRender,
+    camera_from_batch,
+    generate_procedural_dataset,
+    random_lighting,
+    render_shape,
+    shape_samples,
+    view_camera,
+)
+from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
+
+__all__ = [
+    "CAMERA_DISTANCE",
+    "CATEGORIES",
+    "ELEVATION_PRIORS",
+    "FOCAL_FRACTION",
+    "Part",
+    "PartShape",
+    "ProceduralDataset",
+    "ProceduralRender",
+    "camera_from_batch",
+    "generate_procedural_dataset",
+    "make_shape",
+    "primitive_sdf",
+    "random_lighting",
+    "render_shape",
+    "shape_samples",
+    "view_camera",
+]
