@@ -204,6 +204,7 @@ def test_dataset_is_byte_identical_for_a_seed(tmp_path):
         with np.load(tmp_path / "a" / name) as a, np.load(tmp_path / "b" / name) as b:
             with np.load(tmp_path / "c" / name) as c:
                 for key in a.files:
+                    assert np.isfinite(a[key]).all() if a[key].dtype.kind == "f" else True
                     assert a[key].dtype == b[key].dtype
                     assert a[key].tobytes() == b[key].tobytes(), (name, key)
                 differs |= a["rgb"].tobytes() != c["rgb"].tobytes()

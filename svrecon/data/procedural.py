@@ -162,11 +162,15 @@ def shape_samples(
         points = points.detach().requires_grad_()
         value = shape.sdf(points)
         (grad,) = torch.autograd.grad(value.sum(), points)
-        points = points - value[:, None] * grad / (grad * grad).sum(-1, keepdim=True)
+        points = points - value[:, None] * grad / (grad * grad).sum(-1, keepdim=True).clamp_min(
+            1e-12
+        )
     points = points.detach().requires_grad_()
     (grad,) = torch.autograd.grad(shape.sdf(points).sum(), points)
-    normals = grad / grad.norm(dim=-1, keepdim=True)
+    normals = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     points = points.detach()
+    if not (torch.isfinite(points).all() and (normals.norm(dim=-1) > 0.5).all()):
+        raise RuntimeError("shape_samples: the SDF has a zero gradient on its surface")
 
     def mixed(n: int) -> torch.Tensor:
         near = points[torch.from_numpy(rng.integers(0, num_surface, n // 2))]

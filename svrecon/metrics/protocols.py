@@ -151,6 +151,15 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
         threshold_units="squared_distance",
         notes=("grid and bounds are not given by the paper; 128^3 over [-0.5, 0.5]^3 assumed",),
     ),
+    "procedural": EvaluationProtocol(
+        name="procedural",
+        source="svrecon's own procedural benchmark (docs/procedural.md): canonical frame, "
+        "unsquared Chamfer averaged both ways (as Cat3D Eq. 9), F-score per sample",
+        resolution=64,
+        num_points=4096,
+        thresholds=(0.02, 0.05, 0.1),
+        notes=("a CPU-sized recipe for the procedural shapes of svrecon.data",),
+    ),
 }
 
 

@@ -1,0 +1,136 @@
+"""SDF-SRN (Lin et al., NeurIPS 2020) assembled from svrecon's parts: an image encoder,
+a hypernetwork SDF field, the LSTM ray marcher, and the silhouette, ray, colour and
+eikonal losses. Trains from single views with known cameras and masks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from ..cameras import Camera, gather_pixels, sample_pixels_uniform
+from ..encoders import ConvEncoder, ResNetEncoder
+from ..fields import HyperSDFField, sdf_gradient
+from ..losses import (
+    distance_transform,
+    eikonal_loss,
+    importance_weights,
+    masked_mse_loss,
+    ray_free_space_loss,
+    ray_intersection_loss,
+    silhouette_lower_bound,
+    silhouette_sdf_loss,
+    sphere_sdf_loss,
+)
+from ..renderers import SRNRayMarcher
+from .base import ReconstructionModel, batch_camera
+
+__all__ = ["SDFSRN"]
+
+#: SDF-SRN's loss weights (ShapeNet): colour 1, silhouette 3, ray intersection 1,
+#: free space 0.1, eikonal 0.01.
+SDF_SRN_WEIGHTS = {"rgb": 1.0, "silhouette": 3.0, "intersection": 1.0, "free_space": 0.1,
+                   "eikonal": 0.01}  # fmt: skip
+
+
+class SDFSRN(ReconstructionModel):
+    """``image -> latent -> hypernetwork SDF field``, trained through the SRN marcher.
+
+    Args:
+        encoder: ``"resnet18"`` (the paper), ``"conv"`` (:class:`ConvEncoder`, CPU
+            sized) or a module mapping images to ``{"shape": [B, latent_dim]}``.
+        latent_dim: the shape code's size (the paper: 512).
+        trunk_dims, hidden_dims: the generated MLP's widths and the hyper-MLPs' widths
+            (the paper: ``(128,) * 4`` and ``(512,) * 4``).
+        num_rays: pixels sampled per image per step (the paper: 1024).
+        silhouette_samples: depths sampled on each background ray for Eq. 4.
+        bounding_radius: rays are clipped to this sphere; the silhouette depths are
+            drawn inside it and the marcher starts where the ray enters it.
+        loss_weights: overrides of :data:`SDF_SRN_WEIGHTS`.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "resnet18",
+        latent_dim: int = 512,
+        trunk_dims: tuple[int, ...] = (128, 128, 128, 128),
+        hidden_dims: tuple[int, ...] = (512, 512, 512, 512),
+        num_rays: int = 1024,
+        silhouette_samples: int = 5,
+        bounding_radius: float = 0.6,
+        loss_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = dict(
+            encoder=encoder, latent_dim=latent_dim, trunk_dims=tuple(trunk_dims),
+            hidden_dims=tuple(hidden_dims), num_rays=num_rays,
+            silhouette_samples=silhouette_samples, bounding_radius=bounding_radius,
+            loss_weights=dict(loss_weights or {}),
+        )  # fmt: skip
+        codes = {"shape": latent_dim}
+        if encoder == "resnet18":
+            self.encoder = ResNetEncoder("resnet18", codes)
+        elif encoder == "conv":
+            self.encoder = ConvEncoder(3, latent_dims=codes)
+        else:
+            raise ValueError(f"encoder: expected 'resnet18' or 'conv', got {encoder!r}")
+        self.field = HyperSDFField(latent_dim, trunk_dims=trunk_dims, hidden_dims=hidden_dims)
+        self.marcher = SRNRayMarcher(trunk_dims[-1])
+        self.num_rays, self.silhouette_samples = num_rays, silhouette_samples
+        self.bounding_radius = bounding_radius
+        self.loss_weights = {**SDF_SRN_WEIGHTS, **(loss_weights or {})}
+
+    def field_for(self, images: torch.Tensor, camera: Camera | None = None):
+        """The per-image SDF field (``points [B, N, 3] -> FieldOutput``); images in
+        ``[0, 1]`` (mapped to the paper's ``[-1, 1]`` inside)."""
+        return self.field(self.encoder(images * 2 - 1)["shape"])
+
+    def forward(self, images: torch.Tensor):
+        return self.field_for(images)
+
+    def sphere_loss(self, images: torch.Tensor, radius: float = 0.5) -> torch.Tensor:
+        """Sphere pretraining (SDF-SRN): the field of every image fits ``|x| - radius``."""
+        field = self.field_for(images)
+        points = (torch.rand(images.shape[0], 1024, 3, device=images.device) * 2 - 1) * 0.8
+        return sphere_sdf_loss(field(points).sdf, points, radius)
+
+    def compute_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Terms ``rgb``, ``silhouette``, ``intersection``, ``free_space``, ``eikonal``
+        from ``image`` ``[B, 3, H, W]``, ``mask`` ``[B, H, W]`` and the camera."""
+        images, masks = batch["image"], batch["mask"].bool()
+        camera = batch_camera(batch)
+        b, _, h, w = images.shape
+        field = self.field_for(images)
+        sample = sample_pixels_uniform(
+            b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
+        )
+        mask = gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5
+        dist = gather_pixels(distance_transform(masks)[:, None], sample.indices)[..., 0]
+        rgb = gather_pixels(images, sample.indices)
+        weight = importance_weights(dist)
+        rays, _ = camera.rays_at(sample.pixels).intersect_sphere(self.bounding_radius)
+
+        # Eq. 4: the SDF at random depths on background rays stays above the bound.
+        u = torch.rand(*rays.near.shape, self.silhouette_samples, device=images.device)
+        t = rays.near[..., None] + (rays.far - rays.near)[..., None] * u
+        points = rays.origins[:, :, None] + t[..., None] * rays.directions[:, :, None]
+        sdf = field(points.reshape(b, -1, 3)).sdf.reshape(t.shape)
+        bound = silhouette_lower_bound(camera, sample.pixels, dist, rays.distance_to_depth(t))
+        silhouette = silhouette_sdf_loss(sdf, bound, ~mask, weight)
+
+        # Eq. 7 and the colour loss, through the LSTM marcher.
+        out = self.marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
+        intersection = ray_intersection_loss(out.marched_values, mask, weight)
+        free_space = ray_free_space_loss(out.marched_values)
+        colour = masked_mse_loss(out.rgb, rgb, mask)
+
+        r = self.bounding_radius
+        uniform = (torch.rand(b, 512, 3, device=images.device) * 2 - 1) * r
+        _, grad = sdf_gradient(field, uniform, create_graph=True)
+        return {
+            "rgb": colour,
+            "silhouette": silhouette,
+            "intersection": intersection,
+            "free_space": free_space,
+            "eikonal": eikonal_loss(grad),
+        }
