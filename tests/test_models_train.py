@@ -1,0 +1,177 @@
+"""Assembled models, the training loop (resume, checkpoints, DDP) and the CLI, on a
+tiny procedural dataset written by the tests."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from svrecon.cameras import OrthographicCamera
+from svrecon.cli import main as cli_main
+from svrecon.data import ProceduralDataset, generate_procedural_dataset
+from svrecon.models import DISN, SDFSRN
+from svrecon.train import TrainConfig, load_checkpoint, load_model, save_checkpoint, train
+
+TINY_SDF_SRN = dict(encoder="conv", latent_dim=32, trunk_dims=(16, 16), hidden_dims=(16,),
+                    num_rays=64, silhouette_samples=3)  # fmt: skip
+TINY_DISN = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(16,),
+                 num_points=256)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("procedural")
+    generate_procedural_dataset(
+        root, {"train": 1, "test": 1}, {"train": 1, "test": 1}, image_size=32, progress=False
+    )
+    return root
+
+
+def batch_of(root, n=4, split="train"):
+    ds = ProceduralDataset(root, split)
+    return torch.utils.data.default_collate([ds[i] for i in range(n)])
+
+
+def test_sdf_srn_losses_perspective_and_orthographic(tiny_data):
+    torch.manual_seed(0)
+    model = SDFSRN(**TINY_SDF_SRN)
+    batch = batch_of(tiny_data)
+    losses = model.losses(batch)
+    assert set(losses) == {"rgb", "silhouette", "intersection", "free_space", "eikonal", "total"}
+    expected = sum(model.loss_weights[k] * v for k, v in losses.items() if k != "total")
+    assert torch.isclose(losses["total"], expected)
+    losses["total"].backward()
+    for part in (model.encoder, model.field, model.marcher):
+        assert all(torch.isfinite(p.grad).all() for p in part.parameters() if p.grad is not None)
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    # the same model trains through an orthographic camera (SDF-SRN's Pascal3D setting)
+    ortho = OrthographicCamera(torch.full((4,), 32 / 1.4), torch.full((4, 2), 16.0), batch["pose"])
+    model.zero_grad()
+    out = model.losses({**batch, "camera": ortho})
+    out["total"].backward()
+    assert all(torch.isfinite(v) for v in out.values())
+
+
+@pytest.mark.parametrize("camera", ["gt", "predicted"])
+def test_disn_losses_and_camera_network(tiny_data, camera):
+    torch.manual_seed(0)
+    model = DISN(camera=camera, **TINY_DISN)
+    losses = model.losses(batch_of(tiny_data))
+    assert ("camera" in losses) == (camera == "predicted")
+    losses["total"].backward()
+    if camera == "predicted":
+        assert model.camera_head.linear.weight.grad.abs().sum() > 0
+    assert model.decoder.local_head[0].weight.grad.abs().sum() > 0
+
+
+def test_reconstruct_returns_meshes(tiny_data):
+    batch = batch_of(tiny_data, 2, "test")
+    model = SDFSRN(**TINY_SDF_SRN)
+    meshes = model.reconstruct(batch["image"], resolution=16)
+    assert len(meshes) == 2 and all(isinstance(m, trimesh.Trimesh) for m in meshes)
+
+
+def tiny_config(root, out, model="disn", iterations=4, **kw):
+    kwargs = TINY_DISN if model == "disn" else TINY_SDF_SRN
+    return TrainConfig(
+        model=model, model_kwargs=kwargs, data_root=str(root), out_dir=str(out),
+        iterations=iterations, batch_size=2, checkpoint_every=2, log_every=1, **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["disn", "sdf_srn"])
+def test_resume_continues_with_identical_losses(tiny_data, tmp_path, model):
+    full = train(tiny_config(tiny_data, tmp_path / "full", model), progress=False)
+    first = train(tiny_config(tiny_data, tmp_path / "part", model, iterations=2), progress=False)
+    rest = train(
+        tiny_config(tiny_data, tmp_path / "part", model),
+        resume=tmp_path / "part" / "checkpoint.pt",
+        progress=False,
+    )
+    assert [r["total"] for r in first + rest] == [r["total"] for r in full]
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "part" / "checkpoint.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_checkpoints_give_clear_errors(tiny_data, tmp_path):
+    train(tiny_config(tiny_data, tmp_path / "run", iterations=2), progress=False)
+    good = tmp_path / "run" / "checkpoint.pt"
+    corrupted = tmp_path / "corrupted.pt"
+    corrupted.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="corrupted"):
+        load_checkpoint(corrupted)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="not a svrecon checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    other = tiny_config(tiny_data, tmp_path / "other")
+    other.model_kwargs = {**TINY_DISN, "global_dim": 8}
+    with pytest.raises(ValueError, match="model settings"):
+        train(other, resume=good, progress=False)
+    with pytest.raises(ValueError, match="sdf_srn"):
+        train(tiny_config(tiny_data, tmp_path / "x", "sdf_srn"), resume=good, progress=False)
+    weights_only = tmp_path / "weights.pt"
+    save_checkpoint(weights_only, load_model(good))
+    with pytest.raises(ValueError, match="optimizer"):
+        train(tiny_config(tiny_data, tmp_path / "y"), resume=weights_only, progress=False)
+    state = load_checkpoint(good)
+    state["state_dict"].pop(next(iter(state["state_dict"])))
+    torch.save(state, tmp_path / "mismatched.pt")
+    with pytest.raises(ValueError, match="does not match"):
+        load_model(tmp_path / "mismatched.pt")
+
+
+DDP_SCRIPT = """
+import sys
+from svrecon.train import TrainConfig, train
+kwargs = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(16,), num_points=4096)
+train(TrainConfig(model="disn", model_kwargs=kwargs, data_root=sys.argv[1], out_dir=sys.argv[2],
+                  iterations=3, batch_size=4, checkpoint_every=3), progress=False, device="cpu")
+"""
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_matches_one_process(tiny_data, tmp_path):
+    """Two gloo ranks with half the batch each end with the weights of one process on
+    the whole batch. DISN with every SDF sample used has no randomness in its loss."""
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = [sys.executable, str(script), str(tiny_data), str(tmp_path / "one")]
+    subprocess.run(one, check=True, env=env, timeout=300)
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), str(tiny_data), str(tmp_path / "two")]  # fmt: skip
+    subprocess.run(two, check=True, env=env, timeout=300)
+    a = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["state_dict"]
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert any((a[k] != 0).any() for k in a)
+
+
+def test_cli_evaluate_and_reconstruct(tiny_data, tmp_path, capsys):
+    train(tiny_config(tiny_data, tmp_path / "run", iterations=2), progress=False)
+    ckpt = str(tmp_path / "run" / "checkpoint.pt")
+    cli_main(["evaluate", ckpt, "--data", str(tiny_data), "--items", "2", "--sphere"])
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and all("chamfer" in r and r["items"] == 2 for r in rows.values())
+    from PIL import Image
+
+    item = ProceduralDataset(tiny_data, "test")[0]
+    image = (item["image"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "input.png")
+    Image.fromarray(item["mask"].numpy().astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    out = tmp_path / "mesh.obj"
+    cli_main([
+        "reconstruct", str(tmp_path / "input.png"), "--mask", str(tmp_path / "mask.png"),
+        "--checkpoint", ckpt, "--out", str(out), "--size", "32", "--resolution", "16",
+    ])  # fmt: skip
+    assert Path(out).exists() and "mesh:" in capsys.readouterr().out
