@@ -1,4 +1,4 @@
-# Two commands: `make test` (and, later, `make demo`). Each creates or reuses .venv.
+# Two commands: `make demo` and `make test`. Each creates or reuses .venv.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # only when pyproject.toml changes, so a second `make test` starts testing at once.
 STAMP  := $(VENV)/.svrecon-installed
 
-.PHONY: test lint pytest venv clean
+.PHONY: demo test lint pytest venv clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint pytest
+
+# Reconstructs held-out procedural shapes with the shipped checkpoints (svrecon/checkpoints).
+demo: $(STAMP)
+	$(BIN)/python -m svrecon demo --out demo_output
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -70,7 +70,12 @@ def _train(args) -> None:
         eval_every=args.eval_every,
     )
     train(config, resume=args.resume)
-    print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    print(f"checkpoint: {checkpoint}")
+    if args.export:
+        from .train import export_weights
+
+        print(f"weights: {export_weights(checkpoint, args.export)}")
 
 
 def _evaluate(args) -> None:
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--resume", help="a checkpoint.pt of the same run")
+    p.add_argument("--export", help="also write the weights alone here (as shipped)")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("evaluate", help="score checkpoints on the test split")

@@ -27,6 +27,7 @@ __all__ = [
     "MODELS",
     "TrainConfig",
     "build_model",
+    "export_weights",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
@@ -125,6 +126,18 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint: {path} is not a svrecon checkpoint ({CHECKPOINT_FORMAT})")
     return state
+
+
+def export_weights(src: str | Path, dst: str | Path) -> Path:
+    """Copy a training checkpoint without its optimizer and RNG state (what ships in
+    ``svrecon/checkpoints``): model name, settings, weights, step and run config."""
+    state = load_checkpoint(src)
+    for key in ("optimizer", "torch_rng"):
+        state.pop(key, None)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, dst)
+    return dst
 
 
 def load_model(path: str | Path) -> ReconstructionModel:

@@ -175,3 +175,15 @@ def test_cli_evaluate_and_reconstruct(tiny_data, tmp_path, capsys):
         "--checkpoint", ckpt, "--out", str(out), "--size", "32", "--resolution", "16",
     ])  # fmt: skip
     assert Path(out).exists() and "mesh:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_runs_with_the_shipped_checkpoint(tmp_path):
+    from svrecon.cli import shipped_checkpoint
+    from svrecon.demo import run_demo
+
+    assert shipped_checkpoint("disn").stat().st_size < 20e6
+    results = run_demo(tmp_path, shapes=2)
+    assert (tmp_path / "demo_disn.png").exists()
+    assert len(list((tmp_path / "meshes").glob("disn_*.obj"))) == 2
+    assert all(0 <= r["chamfer"] < 0.2 for r in results["disn"])
