@@ -13,7 +13,7 @@ import trimesh
 from .cameras import Camera, PerspectiveCamera
 from .data import CATEGORIES, ProceduralDataset, view_camera
 from .fields import FieldOutput
-from .metrics import average_results, evaluate
+from .metrics import PROTOCOLS, average_results, evaluate
 from .models import ReconstructionModel, batch_camera
 from .renderers import SphereTracer
 
@@ -60,8 +60,6 @@ def evaluate_model(
 
 
 def _resolution(protocol: str) -> int:
-    from .metrics import PROTOCOLS
-
     return PROTOCOLS[protocol].resolution
 
 
@@ -72,8 +70,6 @@ def _score(mesh: trimesh.Trimesh, gt_points: torch.Tensor, protocol: str) -> dic
 
 
 def _empty_score(protocol: str) -> dict[str, float]:
-    from .metrics import PROTOCOLS
-
     p = PROTOCOLS[protocol]
     out = {"accuracy": 1.0, "completeness": 1.0, "chamfer": 1.0}
     for t in p.thresholds:

@@ -3,6 +3,7 @@ a config that rebuilds it from a checkpoint."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
 import torch
@@ -26,7 +27,7 @@ def batch_camera(batch: Mapping[str, object]) -> Camera:
     return PerspectiveCamera.from_intrinsics(batch["intrinsics"], batch["pose"])
 
 
-class ReconstructionModel(nn.Module):
+class ReconstructionModel(nn.Module, ABC):
     """Base of the assembled models.
 
     Subclasses set ``self.config`` (the keyword arguments that rebuild them), define
@@ -37,11 +38,13 @@ class ReconstructionModel(nn.Module):
     config: dict
     loss_weights: dict[str, float]
 
+    @abstractmethod
     def field_for(self, images: torch.Tensor, camera: Camera | None = None) -> Callable:
-        raise NotImplementedError
+        """Images ``[B, 3, H, W]`` (and cameras) -> a field over points ``[B, N, 3]``."""
 
+    @abstractmethod
     def compute_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """A training batch -> the unweighted loss terms."""
 
     def losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The model's loss terms (unweighted) and ``total``, their weighted sum with
