@@ -66,6 +66,7 @@ def _train(args) -> None:
         lr=args.lr,
         seed=args.seed,
         sphere_iterations=args.sphere_iterations,
+        sphere_lr=args.sphere_lr,
         checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every,
     )
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sphere-iterations", type=int, default=0)
+    p.add_argument("--sphere-lr", type=float, help="sphere pretraining's (default: --lr)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--resume", help="a checkpoint.pt of the same run")

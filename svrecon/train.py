@@ -48,7 +48,8 @@ class TrainConfig:
         out_dir: checkpoints (``checkpoint.pt``, and ``step_<n>.pt`` every
             ``checkpoint_every``), ``log.jsonl``, previews.
         iterations, batch_size (global, over all ranks), lr, betas, seed.
-        sphere_iterations: sphere pretraining steps before training (SDF-SRN).
+        sphere_iterations: sphere pretraining steps before training (SDF-SRN), at
+            learning rate ``sphere_lr`` (default: ``lr``).
         eval_every, eval_items, protocol: periodic evaluation on the ``test`` split.
     """
 
@@ -62,6 +63,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 0
     sphere_iterations: int = 0
+    sphere_lr: float | None = None
     checkpoint_every: int = 500
     eval_every: int = 0
     eval_items: int = 12
@@ -247,11 +249,11 @@ def train(
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(wrapped)
     if step == 0 and config.sphere_iterations:
-        sphere_opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        sphere_lr = config.lr if config.sphere_lr is None else config.sphere_lr
+        sphere_opt = torch.optim.Adam(model.parameters(), lr=sphere_lr, betas=tuple(config.betas))
         batches = _batches(dataset, config, 0, rank, world)
         for _ in tqdm(range(config.sphere_iterations), desc="sphere", disable=not progress):
-            images = next(batches)["image"].to(device)
-            loss = model.sphere_loss(images)
+            loss = model.sphere_loss(_move(next(batches), device))
             sphere_opt.zero_grad()
             loss.backward()
             if world > 1:

@@ -429,6 +429,33 @@ def test_srn_marcher_initialisation_and_bisection():
     assert out.opacity[0, 0].item() == pytest.approx(soft, abs=1e-5)
 
 
+def test_srn_marcher_max_depth_caps_every_step():
+    marcher = SRNRayMarcher(feature_dim=4)
+    with torch.no_grad():
+        marcher.step.weight.zero_()
+        marcher.step.bias.fill_(0.5)  # uncapped: z = 1, 1.5, ..., 6
+    o = torch.tensor([[[0.0, 0.0, -3.0], [0.0, 0.1, -3.0]]])
+    d = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
+    rays = RayBundle(
+        o, d, torch.zeros(1, 2, 2), torch.zeros(1, 2), torch.full((1, 2), 9.0), torch.ones(1, 2)
+    )
+    cap = torch.tensor([[2.2, 3.0]])
+    out = marcher(as_field(sphere_sdf), rays, initial_depth=1.0, max_depth=cap)
+    # Hand-worked: min(1 + 0.5 k, cap) for k = 0..10.
+    steps = torch.arange(11) * 0.5 + 1.0
+    assert torch.allclose(out.samples[0, 0], steps.clamp(max=2.2))
+    assert torch.allclose(out.samples[0, 1], steps.clamp(max=3.0))
+    # Ray 0 stops at z = 2.2, outside the sphere (entry 2.4): SDF 0.2 and no hit.
+    assert not out.mask[0, 0] and out.marched_values[0, 0, -1].item() == pytest.approx(0.2)
+    # Ray 1 stops at z = 3, inside: SDF = |(0, 0.1, 0)| - 0.6 = -0.5.
+    assert out.mask[0, 1] and out.marched_values[0, 1, -1].item() == pytest.approx(-0.5)
+    # A number works as well as a tensor; a start past the cap is pulled back to it.
+    out = marcher(as_field(sphere_sdf), rays, initial_depth=4.0, max_depth=3.0)
+    assert (out.samples == 3.0).all()
+    with pytest.raises(ValueError, match=r"max_depth: expected a number or shape \[1, 2\]"):
+        marcher(as_field(sphere_sdf), rays, max_depth=torch.ones(2, 2))
+
+
 def test_srn_marcher_learns_to_reach_a_sphere():
     torch.manual_seed(0)
     size = 12

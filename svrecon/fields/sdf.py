@@ -118,11 +118,12 @@ class SDFNetwork(nn.Module):
             nn.init.normal_(lin.weight, 0.0, math.sqrt(2) / math.sqrt(k_out))
             nn.init.zeros_(lin.bias)
             if role == "first":
-                # He (fan-in 3) scale on xyz instead of IDR's sqrt(2 / k_out): keeps the
-                # pre-activations at the scale of |x|, so softplus(beta) stays ReLU-like
-                # and does not round off the cone tip of |x| near the origin.
+                # Twice the He (fan-in 3) scale on xyz instead of IDR's sqrt(2 / k_out):
+                # the network is nearly positively homogeneous (zero biases, ReLU-like
+                # softplus), so this only sharpens softplus(beta)'s rounding of the cone
+                # tip of |x| at the origin (error there ~0.045 at 1x, ~0.03 at 2x).
                 cols = [k_in - in_dim + c for c in xyz_cols]
-                lin.weight[:, cols] *= math.sqrt(k_out / len(cols)) if cols else 1.0
+                lin.weight[:, cols] *= 2 * math.sqrt(k_out / len(cols)) if cols else 1.0
             if role in ("first", "skip"):
                 # Only the raw xyz of the network input starts with non-zero weight.
                 offset = k_in - in_dim
@@ -132,16 +133,29 @@ class SDFNetwork(nn.Module):
                 lin.weight[:, zero] = 0.0
 
     @torch.no_grad()
-    def _fit_sphere_readout(self, radius: float, bound: float = 1.0, n: int = 8192) -> None:
+    def _fit_sphere_readout(
+        self, radius: float, bound: float = 1.0, n: int = 16384, lawson_steps: int = 8
+    ) -> None:
         """Solve the SDF row of the last layer so the untrained field is ``|x| - radius``.
 
-        Random features leave the IDR readout off by up to ~0.5 on ``[-1, 1]^3``; a
-        ridge least-squares fit on fixed uniform points, pulled toward the IDR row,
-        brings it to a few hundredths for the default width (see tests). Features do
-        not depend on the latent code here (its weights start at zero).
+        Random features leave the IDR readout off by up to ~0.5 on ``[-1, 1]^3``. A ridge
+        least-squares fit on fixed uniform points, pulled toward the IDR row, brings the
+        mean error to ~0.007 but leaves up to ~0.08 at the origin and the faces of the
+        cube, which uniform points barely sample. So the fit also samples near the
+        origin and on the faces, and a few Lawson reweighting steps (weights times the
+        absolute residual, toward the minimax fit) bring the worst case below 0.05 for
+        the default width (see tests). Features do not depend on the latent code here
+        (its weights start at zero).
         """
         g = torch.Generator().manual_seed(0)
         points = (torch.rand(1, n, 3, generator=g) * 2 - 1) * bound
+        # An eighth of the points within 0.1 of the origin, an eighth on the faces.
+        tip = n // 8
+        points[0, :tip] *= 0.1 / bound
+        points[0, 0] = 0.0
+        face = points[0, tip : 2 * tip]
+        axis = torch.randint(0, 3, (tip,), generator=g)
+        face[torch.arange(tip), axis] = face[torch.arange(tip), axis].sign() * bound
         last = self.layers[-1]
         captured = {}
         hook = last.register_forward_pre_hook(lambda m, a: captured.setdefault("h", a[0]))
@@ -152,11 +166,17 @@ class SDFNetwork(nn.Module):
         H = torch.cat([H, torch.ones(n, 1, dtype=torch.float64)], dim=1)
         target = points[0].norm(dim=-1).double() - radius
         first = self.layers[0].weight
-        rescale = math.sqrt(first.shape[0] / 3)  # the He/IDR ratio of the first layer
+        rescale = 2 * math.sqrt(first.shape[0] / 3)  # first layer's scale over IDR's
         prior = torch.cat([last.weight[0].double() / rescale, last.bias[:1].double()])
-        lam = 1e-5 * n
-        A = H.T @ H + lam * torch.eye(H.shape[1], dtype=torch.float64)
-        w = torch.linalg.solve(A, H.T @ target + lam * prior)
+        ridge = 1e-5 * n * torch.eye(H.shape[1], dtype=torch.float64)
+        weights = torch.ones(n, dtype=torch.float64)
+        for step in range(lawson_steps + 1):
+            weighted = H * weights[:, None]
+            w = torch.linalg.solve(H.T @ weighted + ridge, weighted.T @ target + ridge @ prior)
+            if step < lawson_steps:
+                residual = (H @ w - target).abs()
+                weights = weights * (residual / residual.mean()).clamp_min(1e-3)
+                weights = weights / weights.mean()
         last.weight[0] = w[:-1].to(last.weight.dtype)
         last.bias[0] = w[-1].to(last.bias.dtype)
 

@@ -10,7 +10,7 @@ import torch
 
 from ..cameras import Camera, gather_pixels, sample_pixels_uniform
 from ..encoders import ConvEncoder, ResNetEncoder
-from ..fields import HyperSDFField, sdf_gradient
+from ..fields import FieldOutput, HyperSDFField, sdf_gradient
 from ..losses import (
     distance_transform,
     eikonal_loss,
@@ -44,8 +44,10 @@ class SDFSRN(ReconstructionModel):
             (the paper: ``(128,) * 4`` and ``(512,) * 4``).
         num_rays: pixels sampled per image per step (the paper: 1024).
         silhouette_samples: depths sampled on each background ray for Eq. 4.
-        bounding_radius: rays are clipped to this sphere; the silhouette depths are
-            drawn inside it and the marcher starts where the ray enters it.
+        bounding_radius: rays are clipped to this sphere: the silhouette depths are
+            drawn inside it and the marcher starts where a ray enters it.
+        eikonal_range: the eikonal term samples ``[-eikonal_range, eikonal_range]^3``
+            (the paper's ``sdf_range``: 1).
         loss_weights: overrides of :data:`SDF_SRN_WEIGHTS`.
     """
 
@@ -58,6 +60,7 @@ class SDFSRN(ReconstructionModel):
         num_rays: int = 1024,
         silhouette_samples: int = 5,
         bounding_radius: float = 0.6,
+        eikonal_range: float = 1.0,
         loss_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
@@ -65,7 +68,7 @@ class SDFSRN(ReconstructionModel):
             encoder=encoder, latent_dim=latent_dim, trunk_dims=tuple(trunk_dims),
             hidden_dims=tuple(hidden_dims), num_rays=num_rays,
             silhouette_samples=silhouette_samples, bounding_radius=bounding_radius,
-            loss_weights=dict(loss_weights or {}),
+            eikonal_range=eikonal_range, loss_weights=dict(loss_weights or {}),
         )  # fmt: skip
         codes = {"shape": latent_dim}
         if encoder == "resnet18":
@@ -77,7 +80,7 @@ class SDFSRN(ReconstructionModel):
         self.field = HyperSDFField(latent_dim, trunk_dims=trunk_dims, hidden_dims=hidden_dims)
         self.marcher = SRNRayMarcher(trunk_dims[-1])
         self.num_rays, self.silhouette_samples = num_rays, silhouette_samples
-        self.bounding_radius = bounding_radius
+        self.bounding_radius, self.eikonal_range = bounding_radius, eikonal_range
         self.loss_weights = {**SDF_SRN_WEIGHTS, **(loss_weights or {})}
 
     def field_for(self, images: torch.Tensor, camera: Camera | None = None):
@@ -88,11 +91,48 @@ class SDFSRN(ReconstructionModel):
     def forward(self, images: torch.Tensor):
         return self.field_for(images)
 
-    def sphere_loss(self, images: torch.Tensor, radius: float = 0.5) -> torch.Tensor:
-        """Sphere pretraining (SDF-SRN): the field of every image fits ``|x| - radius``."""
+    def sphere_loss(self, batch: Mapping[str, torch.Tensor], radius: float = 0.5) -> torch.Tensor:
+        """Sphere pretraining: every image's field fits ``|x| - radius`` on
+        ``[-eikonal_range, eikonal_range]^3`` (SDF-SRN), and the marcher learns to stop
+        on that sphere.
+
+        The SDF-SRN code pretrains the field alone. Here the marcher also runs on the
+        exact sphere SDF, reading the field's (detached) features, with the
+        ray-intersection and free-space terms (rays that hit the sphere as
+        foreground); only the marcher learns from them. Without this, the untrained
+        LSTM overshoots, and the intersection term grows the surface wherever it
+        stopped instead of where the rays first meet the shape.
+        """
+        images = batch["image"]
+        b, _, h, w = images.shape
         field = self.field_for(images)
-        points = (torch.rand(images.shape[0], 1024, 3, device=images.device) * 2 - 1) * 0.8
-        return sphere_sdf_loss(field(points).sdf, points, radius)
+        points = (
+            torch.rand(b, 1024, 3, device=images.device, dtype=images.dtype) * 2 - 1
+        ) * self.eikonal_range
+        fit = sphere_sdf_loss(field(points).sdf, points, radius)
+
+        def sphere(x: torch.Tensor) -> FieldOutput:
+            return FieldOutput(sdf=x.norm(dim=-1) - radius, features=field(x).features.detach())
+
+        rays, _ = self._rays(batch, b, h, w)
+        _, hit = rays.intersect_sphere(radius)
+        marched = self._march(sphere, rays).marched_values
+        return fit + ray_intersection_loss(marched, hit) + ray_free_space_loss(marched)
+
+    def _rays(self, batch: Mapping[str, torch.Tensor], b: int, h: int, w: int):
+        """``num_rays`` random pixels per image and their rays clipped to the bounding
+        sphere."""
+        images = batch["image"]
+        camera = batch_camera(batch)
+        sample = sample_pixels_uniform(
+            b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
+        )
+        rays, _ = camera.rays_at(sample.pixels).intersect_sphere(self.bounding_radius)
+        return rays, sample
+
+    def _march(self, field, rays):
+        """The marcher from where each ray enters the bounding sphere."""
+        return self.marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
 
     def compute_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Terms ``rgb``, ``silhouette``, ``intersection``, ``free_space``, ``eikonal``
@@ -101,17 +141,16 @@ class SDFSRN(ReconstructionModel):
         camera = batch_camera(batch)
         b, _, h, w = images.shape
         field = self.field_for(images)
-        sample = sample_pixels_uniform(
-            b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
-        )
+        rays, sample = self._rays(batch, b, h, w)
         mask = gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5
         dist = gather_pixels(distance_transform(masks)[:, None], sample.indices)[..., 0]
         rgb = gather_pixels(images, sample.indices)
         weight = importance_weights(dist)
-        rays, _ = camera.rays_at(sample.pixels).intersect_sphere(self.bounding_radius)
 
         # Eq. 4: the SDF at random depths on background rays stays above the bound.
-        u = torch.rand(*rays.near.shape, self.silhouette_samples, device=images.device)
+        u = torch.rand(
+            *rays.near.shape, self.silhouette_samples, device=images.device, dtype=images.dtype
+        )
         t = rays.near[..., None] + (rays.far - rays.near)[..., None] * u
         points = rays.origins[:, :, None] + t[..., None] * rays.directions[:, :, None]
         sdf = field(points.reshape(b, -1, 3)).sdf.reshape(t.shape)
@@ -119,13 +158,14 @@ class SDFSRN(ReconstructionModel):
         silhouette = silhouette_sdf_loss(sdf, bound, ~mask, weight)
 
         # Eq. 7 and the colour loss, through the LSTM marcher.
-        out = self.marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
+        out = self._march(field, rays)
         intersection = ray_intersection_loss(out.marched_values, mask, weight)
         free_space = ray_free_space_loss(out.marched_values)
         colour = masked_mse_loss(out.rgb, rgb, mask)
 
-        r = self.bounding_radius
-        uniform = (torch.rand(b, 512, 3, device=images.device) * 2 - 1) * r
+        uniform = (
+            torch.rand(b, 512, 3, device=images.device, dtype=images.dtype) * 2 - 1
+        ) * self.eikonal_range
         _, grad = sdf_gradient(field, uniform, create_graph=True)
         return {
             "rgb": colour,

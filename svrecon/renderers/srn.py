@@ -56,6 +56,7 @@ class SRNRayMarcher(nn.Module):
         rays: RayBundle,
         *,
         initial_depth: float | torch.Tensor | None = None,
+        max_depth: float | torch.Tensor | None = None,
         normals: bool = False,
         create_graph: bool = False,
     ) -> RenderOutput:
@@ -63,6 +64,10 @@ class SRNRayMarcher(nn.Module):
 
         Args:
             initial_depth: starting z-depth, a number or ``[B, R]`` (default: the module's).
+            max_depth: optional z-depth cap, a number or ``[B, R]`` (e.g. where the rays
+                leave a bounding sphere). Every marched depth is clamped to it, so the
+                marcher cannot end a ray in space that no loss constrains. The paper's
+                marcher has no cap (``None``).
             normals: also return unit SDF normals at the surface point.
             create_graph: keep the normals in the graph.
 
@@ -74,12 +79,10 @@ class SRNRayMarcher(nn.Module):
         """
         b, r = rays.near.shape
         z0 = self.initial_depth if initial_depth is None else initial_depth
-        z = torch.as_tensor(z0, dtype=rays.origins.dtype, device=rays.origins.device)
-        z = z.expand(b, r) if z.dim() == 0 else z
-        if z.shape != (b, r):
-            raise ValueError(
-                f"initial_depth: expected a number or shape [{b}, {r}], got {list(z.shape)}"
-            )
+        z = _per_ray("initial_depth", z0, rays)
+        cap = None if max_depth is None else _per_ray("max_depth", max_depth, rays)
+        if cap is not None:
+            z = torch.minimum(z, cap)
 
         def sdf_at(depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             out = evaluate(field, rays.points_at(rays.depth_to_distance(depth)))
@@ -96,6 +99,8 @@ class SRNRayMarcher(nn.Module):
             values.append(sdf)
             state = self.lstm(features.reshape(b * r, -1).to(self.step.weight.dtype), state)
             z = z + self.step(state[0]).reshape(b, r).abs().to(z.dtype)
+            if cap is not None:
+                z = torch.minimum(z, cap)
         sdf_last, _ = sdf_at(z)
         depths.append(z)
         values.append(sdf_last)
@@ -134,3 +139,13 @@ class SRNRayMarcher(nn.Module):
             samples=rays.depth_to_distance(torch.stack(depths, dim=-1)),
             marched_values=marched,
         )
+
+
+def _per_ray(name: str, value: float | torch.Tensor, rays: RayBundle) -> torch.Tensor:
+    """A number or a ``[B, R]`` tensor as a ``[B, R]`` depth tensor on the rays' device."""
+    b, r = rays.near.shape
+    z = torch.as_tensor(value, dtype=rays.origins.dtype, device=rays.origins.device)
+    z = z.expand(b, r) if z.dim() == 0 else z
+    if z.shape != (b, r):
+        raise ValueError(f"{name}: expected a number or shape [{b}, {r}], got {list(z.shape)}")
+    return z
