@@ -36,6 +36,20 @@ def main() -> None:
     print(f"  batched (baddbmm): {batched[0] * 1e3:8.2f} ms (IQR {batched[1] * 1e3:.2f})")
     print(f"  python loop      : {loop[0] * 1e3:8.2f} ms (IQR {loop[1] * 1e3:.2f})")
     print(f"  speed-up         : {loop[0] / batched[0]:.2f}x")
+    # Roofline: the trunk's multiply-adds against one dense GEMM of the widest layer's
+    # shape, the fastest this device multiplies such matrices. If the loop already runs
+    # near it, no batching can beat the loop by much.
+    flops = 2 * args.batch * args.points * sum(w.shape[1] * w.shape[2] for w in mlp.weights)
+    k_in, k_out = max((w.shape[1], w.shape[2]) for w in mlp.weights)
+    a = torch.randn(args.batch * args.points, k_in, device=args.device)
+    b = torch.randn(k_in, k_out, device=args.device)
+    gemm = measure(lambda: a @ b, args.device)[0]
+    peak = 2 * a.shape[0] * k_in * k_out / gemm
+    print(f"  trunk            : {flops / 1e9:.2f} GFLOP; GEMM ceiling {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"  batched / loop   : {flops / batched[0] / 1e9:.1f} / {flops / loop[0] / 1e9:.1f} GFLOP/s"
+    )
+    print(f"  best possible speed-up over the loop: {loop[0] / (flops / peak):.2f}x")
 
 
 if __name__ == "__main__":

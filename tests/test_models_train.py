@@ -200,12 +200,14 @@ def test_cli_evaluate_and_reconstruct(tiny_data, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_runs_with_the_shipped_checkpoint(tmp_path):
+def test_demo_runs_with_the_shipped_checkpoints(tmp_path):
     from svrecon.cli import shipped_checkpoint
     from svrecon.demo import run_demo
 
-    assert shipped_checkpoint("disn").stat().st_size < 20e6
+    models = ("disn", "sdf_srn")
+    assert sum(shipped_checkpoint(m).stat().st_size for m in models) < 20e6
     results = run_demo(tmp_path, shapes=2)
-    assert (tmp_path / "demo_disn.png").exists()
-    assert len(list((tmp_path / "meshes").glob("disn_*.obj"))) == 2
-    assert all(0 <= r["chamfer"] < 0.2 for r in results["disn"])
+    for name in models:
+        assert (tmp_path / f"demo_{name}.png").exists()
+        assert len(list((tmp_path / "meshes").glob(f"{name}_*.obj"))) == 2
+        assert all(0 <= r["chamfer"] < 0.2 for r in results[name])

@@ -104,7 +104,7 @@ class SDFSRN(ReconstructionModel):
         stopped instead of where the rays first meet the shape.
         """
         images = batch["image"]
-        b, _, h, w = images.shape
+        b = images.shape[0]
         field = self.field_for(images)
         points = (
             torch.rand(b, 1024, 3, device=images.device, dtype=images.dtype) * 2 - 1
@@ -114,15 +114,16 @@ class SDFSRN(ReconstructionModel):
         def sphere(x: torch.Tensor) -> FieldOutput:
             return FieldOutput(sdf=x.norm(dim=-1) - radius, features=field(x).features.detach())
 
-        rays, _ = self._rays(batch, b, h, w)
+        rays, _ = self._rays(batch)
         _, hit = rays.intersect_sphere(radius)
         marched = self._march(sphere, rays).marched_values
         return fit + ray_intersection_loss(marched, hit) + ray_free_space_loss(marched)
 
-    def _rays(self, batch: Mapping[str, torch.Tensor], b: int, h: int, w: int):
+    def _rays(self, batch: Mapping[str, torch.Tensor]):
         """``num_rays`` random pixels per image and their rays clipped to the bounding
         sphere."""
         images = batch["image"]
+        b, _, h, w = images.shape
         camera = batch_camera(batch)
         sample = sample_pixels_uniform(
             b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
@@ -139,9 +140,9 @@ class SDFSRN(ReconstructionModel):
         from ``image`` ``[B, 3, H, W]``, ``mask`` ``[B, H, W]`` and the camera."""
         images, masks = batch["image"], batch["mask"].bool()
         camera = batch_camera(batch)
-        b, _, h, w = images.shape
+        b = images.shape[0]
         field = self.field_for(images)
-        rays, sample = self._rays(batch, b, h, w)
+        rays, sample = self._rays(batch)
         mask = gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5
         dist = gather_pixels(distance_transform(masks)[:, None], sample.indices)[..., 0]
         rgb = gather_pixels(images, sample.indices)
