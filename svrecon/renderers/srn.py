@@ -66,8 +66,11 @@ class SRNRayMarcher(nn.Module):
             initial_depth: starting z-depth, a number or ``[B, R]`` (default: the module's).
             max_depth: optional z-depth cap, a number or ``[B, R]`` (e.g. where the rays
                 leave a bounding sphere). Every marched depth is clamped to it, so the
-                marcher cannot end a ray in space that no loss constrains. The paper's
-                marcher has no cap (``None``).
+                marcher cannot end a ray in space that no loss constrains. A capped
+                step passes no gradient to the LSTM, so a marcher that learns to
+                overshoot stays there; ``SDFSRN`` trains without the cap and pretrains
+                the marcher instead (``benchmarks/RESULTS.md``). The paper's marcher
+                has no cap (``None``).
             normals: also return unit SDF normals at the surface point.
             create_graph: keep the normals in the graph.
 
