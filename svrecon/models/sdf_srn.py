@@ -112,19 +112,19 @@ class SDFSRN(ReconstructionModel):
         fit = sphere_sdf_loss(field(points).sdf, points, radius)
 
         def sphere(x: torch.Tensor) -> FieldOutput:
-            return FieldOutput(sdf=x.norm(dim=-1) - radius, features=field(x).features.detach())
+            with torch.no_grad():
+                features = field(x).features
+            return FieldOutput(sdf=x.norm(dim=-1) - radius, features=features)
 
-        rays, _ = self._rays(batch)
+        rays, _ = self._rays(images, batch_camera(batch))
         _, hit = rays.intersect_sphere(radius)
         marched = self._march(sphere, rays).marched_values
         return fit + ray_intersection_loss(marched, hit) + ray_free_space_loss(marched)
 
-    def _rays(self, batch: Mapping[str, torch.Tensor]):
+    def _rays(self, images: torch.Tensor, camera: Camera):
         """``num_rays`` random pixels per image and their rays clipped to the bounding
         sphere."""
-        images = batch["image"]
         b, _, h, w = images.shape
-        camera = batch_camera(batch)
         sample = sample_pixels_uniform(
             b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
         )
@@ -142,7 +142,7 @@ class SDFSRN(ReconstructionModel):
         camera = batch_camera(batch)
         b = images.shape[0]
         field = self.field_for(images)
-        rays, sample = self._rays(batch)
+        rays, sample = self._rays(images, camera)
         mask = gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5
         dist = gather_pixels(distance_transform(masks)[:, None], sample.indices)[..., 0]
         rgb = gather_pixels(images, sample.indices)
