@@ -95,14 +95,14 @@ def fit_sphere_baseline(
     directions = sphere_mesh(1.0).vertices
     totals = np.zeros(len(radii))
     items = _first_views(train, max_items)
+    candidates = radii[:, None, None] * directions[None]  # [R, V, 3], every radius at once
     for i in items:
         cloud = train[i]["surface_points"].double().numpy()
         norms = np.linalg.norm(cloud, axis=1)
-        tree = cKDTree(cloud)
-        for k, r in enumerate(radii):
-            accuracy = tree.query(directions * r)[0].mean()
-            completeness = np.abs(norms - r).mean()
-            totals[k] += (accuracy + completeness) / 2
+        nearest = cKDTree(cloud).query(candidates.reshape(-1, 3), workers=-1)[0]
+        accuracy = nearest.reshape(len(radii), -1).mean(axis=1)
+        completeness = np.abs(norms[None] - radii[:, None]).mean(axis=1)
+        totals += (accuracy + completeness) / 2
     return float(radii[int(np.argmin(totals))])
 
 
