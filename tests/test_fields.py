@@ -188,6 +188,22 @@ def test_sdf_gradient_of_analytic_sphere_and_no_parameter_grads():
     assert all(p.grad is None for p in net.parameters())
 
 
+def test_sdf_gradient_of_a_field_that_ignores_the_points_is_zero():
+    points = torch.randn(2, 7, 3, dtype=f64)
+    offset = torch.tensor(0.3, dtype=f64, requires_grad=True)
+    fields = {
+        "constant": lambda p: torch.full(p.shape[:2], 0.5, dtype=p.dtype),
+        "parameter only": lambda p: offset.expand(p.shape[:2]),
+        "detached": lambda p: p.detach().norm(dim=-1) - 1.0,
+    }
+    for name, field in fields.items():
+        for create_graph in (False, True):
+            values, grad = sdf_gradient(field, points, create_graph=create_graph)
+            assert values.shape == (2, 7), name
+            assert torch.equal(grad, torch.zeros(2, 7, 3, dtype=f64)), name
+    assert offset.grad is None
+
+
 @pytest.mark.cuda
 def test_sdf_network_cuda_matches_cpu():
     net = SDFNetwork(hidden_dim=32, num_layers=3, skip_layers=(2,), feature_dim=4)

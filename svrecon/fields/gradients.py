@@ -33,14 +33,22 @@ def sdf_gradient(
     Returns:
         ``(values [B, N], gradient [B, N, 3])``. Only ``torch.autograd.grad`` with
         respect to the points is used, so no parameter's ``.grad`` is touched. Works
-        under ``torch.no_grad()``.
+        under ``torch.no_grad()``. A field that does not depend on the points (a
+        constant, or a detached output) has gradient zero, with no graph behind it.
     """
     check_shape("points", points, ("B", "N", 3))
     with torch.enable_grad():
         x = points if points.requires_grad else points.detach().requires_grad_(True)
         values = field_value(field(x))
         check_shape("field(points)", values, (points.shape[0], points.shape[1]))
-        (grad,) = torch.autograd.grad(values, x, torch.ones_like(values), create_graph=create_graph)
+        if values.requires_grad:
+            (grad,) = torch.autograd.grad(
+                values, x, torch.ones_like(values), create_graph=create_graph, allow_unused=True
+            )
+        else:
+            grad = None
+        if grad is None:  # the values do not depend on the points
+            grad = torch.zeros_like(x, requires_grad=False)
     if not create_graph:
         values, grad = values.detach(), grad.detach()
     return values, grad
@@ -60,12 +68,12 @@ def pretrain_sphere(
 ) -> list[float]:
     """Fit a field to the sphere SDF ``|x| - radius`` (SDF-SRN's sphere pretraining).
 
-        SDF-SRN pretrains 1000 iterations with random latent codes, MSE to ``|x| - 0.5`` on
-        uniform points. Points are uniform in ``[-bound, bound]^3`` (drawn on the CPU with
+    SDF-SRN pretrains 1000 iterations with random latent codes, MSE to ``|x| - 0.5`` on
+    uniform points. Points are uniform in ``[-bound, bound]^3`` (drawn on the CPU with
     ``generator``, then moved to the parameters' device and dtype). ``field`` is called as
-        ``field(points)`` or, with ``latent_sampler``, ``field(points, latent_sampler(B))``.
+    ``field(points)`` or, with ``latent_sampler``, ``field(points, latent_sampler(B))``.
 
-        Returns the loss of each iteration.
+    Returns the loss of each iteration.
     """
     parameters = list(parameters)
     if not parameters:
