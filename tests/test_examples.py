@@ -20,7 +20,6 @@ def test_every_assembled_model_has_an_example():
 def test_example_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SVRECON_EXAMPLE_TINY", "1")
     monkeypatch.setenv("SVRECON_EXAMPLE_DIR", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), (

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import check_shape
+from .._math import gradient_wrt
 from .output import FieldOutput
 
 __all__ = ["field_value", "pretrain_sphere", "sdf_gradient"]
@@ -41,14 +42,7 @@ def sdf_gradient(
         x = points if points.requires_grad else points.detach().requires_grad_(True)
         values = field_value(field(x))
         check_shape("field(points)", values, (points.shape[0], points.shape[1]))
-        if values.requires_grad:
-            (grad,) = torch.autograd.grad(
-                values, x, torch.ones_like(values), create_graph=create_graph, allow_unused=True
-            )
-        else:
-            grad = None
-        if grad is None:  # the values do not depend on the points
-            grad = torch.zeros_like(x, requires_grad=False)
+        grad = gradient_wrt(values, x, create_graph)
     if not create_graph:
         values, grad = values.detach(), grad.detach()
     return values, grad

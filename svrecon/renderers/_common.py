@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._math import gradient_wrt
 from ..cameras.rays import RayBundle
 from ..fields.output import FieldOutput
 
@@ -69,16 +70,5 @@ def spatial_gradient(
         out = evaluate(field, x)
         lvl = default_level(out) if level is None else level
         g = outside_value(out, lvl)
-        grad = None
-        if g.requires_grad:
-            (grad,) = torch.autograd.grad(
-                g,
-                x,
-                torch.ones_like(g),
-                create_graph=create_graph,
-                retain_graph=True,
-                allow_unused=True,
-            )
-        if grad is None:  # the field does not depend on the point (e.g. a constant)
-            grad = torch.zeros_like(x)
+        grad = gradient_wrt(g, x, create_graph, retain_graph=True)
     return out, g, grad
