@@ -4,7 +4,7 @@ origin-centred sphere fitted to the training shapes (issue 7's baseline).
     python -m svrecon data                      # the dataset the checkpoints trained on
     python benchmarks/procedural_results.py     # prints a Markdown table
 
-Every model and the sphere are scored by the same code (``svrecon.evaluation``) under
+Every model and the sphere are scored by the same code (``svrecon.engine.evaluate_dataset``) under
 the ``procedural`` protocol on the first view of every test shape.
 """
 
@@ -13,24 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 
-from svrecon.cli import DEFAULT_DATA, shipped_checkpoint
 from svrecon.data import ProceduralDataset
-from svrecon.evaluation import evaluate_model, evaluate_sphere, fit_sphere_baseline
-from svrecon.train import load_model
+from svrecon.engine import evaluate_dataset, fit_sphere_baseline, load_model, sphere_mesh
+from svrecon.models import MODELS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--data", default=".cache/procedural")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--train-items", type=int, help="fit the sphere on this many shapes")
     args = parser.parse_args()
     train, test = ProceduralDataset(args.data, "train"), ProceduralDataset(args.data, "test")
     radius = fit_sphere_baseline(train, max_items=args.train_items)
-    rows = {f"sphere (r = {radius:.2f})": evaluate_sphere(radius, test)}
-    for name in ("sdf_srn", "disn"):
-        if shipped_checkpoint(name).exists():  # only the checkpoints that ship
-            rows[name] = evaluate_model(load_model(shipped_checkpoint(name)), test)
+    sphere = evaluate_dataset(test, "procedural", mesh=sphere_mesh(radius))
+    rows = {f"sphere (r = {radius:.2f})": sphere.summary}
+    for name, spec in MODELS.items():
+        if spec.checkpoint_path() is not None:  # only the checkpoints that ship
+            model = load_model(spec.checkpoint_path())
+            rows[name] = evaluate_dataset(test, "procedural", model=model).summary
     base = rows[next(iter(rows))]["chamfer"]
     print("| model | Chamfer | vs sphere | F@0.02 | F@0.05 | F@0.1 | shapes |")
     print("|---|---|---|---|---|---|---|")

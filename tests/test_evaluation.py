@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from scipy.spatial.distance import cdist
 
-from svrecon.evaluation import fit_sphere_baseline, sphere_mesh
+from svrecon.engine import fit_sphere_baseline, sphere_mesh
 
 
 class _Clouds:

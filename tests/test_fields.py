@@ -11,6 +11,7 @@ from svrecon.fields import (
     HyperSDFField,
     PositionalEncoding,
     SDFNetwork,
+    field_from_function,
     pretrain_sphere,
     sdf_gradient,
 )
@@ -179,7 +180,7 @@ def test_sdf_network_gradcheck_and_gradgradcheck():
 def test_sdf_gradient_of_analytic_sphere_and_no_parameter_grads():
     net = SDFNetwork(hidden_dim=16, num_layers=2, skip_layers=(1,), feature_dim=2)
     points = torch.randn(2, 50, 3, dtype=f64)
-    values, grad = sdf_gradient(lambda p: p.norm(dim=-1) - 1.0, points)
+    values, grad = sdf_gradient(field_from_function(lambda p: p.norm(dim=-1) - 1.0), points)
     torch.testing.assert_close(grad, points / points.norm(dim=-1, keepdim=True))
     torch.testing.assert_close(values, points.norm(dim=-1) - 1.0)
     with torch.no_grad():
@@ -192,11 +193,12 @@ def test_sdf_gradient_of_a_field_that_ignores_the_points_is_zero():
     points = torch.randn(2, 7, 3, dtype=f64)
     offset = torch.tensor(0.3, dtype=f64, requires_grad=True)
     fields = {
-        "constant": lambda p: torch.full(p.shape[:2], 0.5, dtype=p.dtype),
-        "parameter only": lambda p: offset.expand(p.shape[:2]),
+        "constant": lambda p: torch.full(p.shape[:1], 0.5, dtype=p.dtype),
+        "parameter only": lambda p: offset.expand(p.shape[:1]),
         "detached": lambda p: p.detach().norm(dim=-1) - 1.0,
     }
-    for name, field in fields.items():
+    for name, fn in fields.items():
+        field = field_from_function(fn)
         for create_graph in (False, True):
             values, grad = sdf_gradient(field, points, create_graph=create_graph)
             assert values.shape == (2, 7), name
@@ -289,7 +291,7 @@ def test_hyper_sdf_field_shapes_and_rgb_range():
     assert out.sdf.shape == (2, 5) and out.features.shape == (2, 5, 8)
     with pytest.raises(ValueError, match="rgb_latent"):
         cat3d(torch.randn(2, 16))
-    with pytest.raises(ValueError, match=r"points: expected shape \[2, N, 3\], got \[3, 5, 3\]"):
+    with pytest.raises(ValueError, match=r"points: expected shape \[B=2, N, 3\].*got \[3, 5, 3\]"):
         field(torch.rand(3, 5, 3))
 
 

@@ -7,6 +7,7 @@ from svrecon.fields import (
     BranchedAlbedo,
     BranchedOccupancy,
     DISNDecoder,
+    FieldOutput,
     HyperSDFField,
     JointOccupancyField,
     OccupancyNetwork,
@@ -54,9 +55,13 @@ def build(name):
             ),
         )
     m = TextureNetwork(4, 2, (8,))
-    return m, lambda m, d, dev: m(
-        pts(d, dev), torch.rand(2, 16, 4, dtype=d).to(dev), code(2, d, dev)
-    )
+
+    def texture(m, d, dev):
+        shape = FieldOutput(sdf=torch.zeros(2, 16, dtype=d).to(dev),
+                            features=torch.rand(2, 16, 4, dtype=d).to(dev))  # fmt: skip
+        return m(pts(d, dev), shape, code(2, d, dev)).rgb
+
+    return m, texture
 
 
 NAMES = ["sdf", "hyper", "occupancy", "joint", "disn", "texture"]

@@ -9,6 +9,7 @@ from svrecon.fields import (
     BranchedAlbedo,
     BranchedOccupancy,
     DISNDecoder,
+    FieldOutput,
     JointOccupancyField,
     OccupancyNetwork,
     PositionalEncoding,
@@ -57,7 +58,9 @@ def test_argmax_albedo_follows_branch_index_per_point():
     pts, s, a, c = torch.randn(2, 50, 3), torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 2)
     o = occ(pts, s, c)
     torch.testing.assert_close(o.occupancy, o.branch_values.max(-1).values)
-    chosen, colours = alb(pts, s, a, o.branch_index, c)
+    coloured = alb(pts, o, s, a, c)
+    chosen, colours = coloured.albedo, coloured.branch_albedo
+    assert torch.equal(coloured.occupancy, o.occupancy)
     for b in range(2):
         for n in range(50):
             torch.testing.assert_close(chosen[b, n], colours[b, n, o.branch_index[b, n]])
@@ -139,8 +142,10 @@ def test_disn_local_features_survive_an_eikonal_term():
     fmap = torch.randn(1, 2, 8, 8, dtype=f64)
     g = torch.randn(1, 3, dtype=f64)
 
+    field = dec.bind(g, lambda p: sample_features([fmap], p, cam, (16, 16)))
+
     def sdf(p):
-        return dec(p, g, sample_features([fmap], p, cam, (16, 16))).sdf
+        return field(p).sdf
 
     points = cam.unproject(
         torch.rand(1, 4, 2, dtype=f64) * 12 + 2, torch.full((1, 4), 3.5, dtype=f64)
@@ -148,7 +153,7 @@ def test_disn_local_features_survive_an_eikonal_term():
     points = points.requires_grad_(True)
     assert gradcheck(sdf, (points,))
     assert gradgradcheck(sdf, (points,))
-    _, grad = sdf_gradient(sdf, points.detach(), create_graph=True)
+    _, grad = sdf_gradient(field, points.detach(), create_graph=True)
     eik = ((grad.norm(dim=-1) - 1) ** 2).mean()
     (gl,) = torch.autograd.grad(eik, [dec.local_points[0].weight])
     assert gl.abs().sum() > 0
@@ -156,7 +161,12 @@ def test_disn_local_features_survive_an_eikonal_term():
 
 def test_texture_network():
     tex = TextureNetwork(feature_dim=4, latent_dim=2, encoding=PositionalEncoding(2, "nerf"))
-    rgb = tex(torch.randn(2, 5, 3), torch.randn(2, 5, 4), torch.randn(2, 2))
-    assert rgb.shape == (2, 5, 3) and rgb.min() >= 0 and rgb.max() <= 1
-    with pytest.raises(ValueError, match=r"features: expected shape \[2, 5, 4\]"):
-        tex(torch.randn(2, 5, 3), torch.randn(2, 5, 3), torch.randn(2, 2))
+    shape = FieldOutput(sdf=torch.randn(2, 5), features=torch.randn(2, 5, 4))
+    out = tex(torch.randn(2, 5, 3), shape, torch.randn(2, 2))
+    assert out.rgb.shape == (2, 5, 3) and out.rgb.min() >= 0 and out.rgb.max() <= 1
+    assert out.sdf is shape.sdf
+    bad = FieldOutput(sdf=torch.randn(2, 5), features=torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match=r"shape.features: expected shape \[2, 5, 4\]"):
+        tex(torch.randn(2, 5, 3), bad, torch.randn(2, 2))
+    with pytest.raises(ValueError, match="features=None"):
+        tex(torch.randn(2, 5, 3), FieldOutput(sdf=torch.randn(2, 5)), torch.randn(2, 2))

@@ -7,16 +7,16 @@ import pytest
 import torch
 import trimesh
 
-from svrecon.fields import FieldOutput, SDFNetwork
+from svrecon.fields import FieldOutput, SDFNetwork, field_from_function
 from svrecon.mesh import export_mesh, extract_mesh, grid_points, sample_surface
 from svrecon.metrics import chamfer_distance
 
 from .reference.analytic import box_sdf, sphere_sdf
 
 SHAPES = {
-    "sphere": lambda p: sphere_sdf(p, radius=0.5),
-    "box": lambda p: box_sdf(p, half=(0.5, 0.3, 0.4)),
-    "thin_plate": lambda p: box_sdf(p, half=(0.45, 0.012, 0.4)),
+    "sphere": field_from_function(lambda p: sphere_sdf(p, radius=0.5)),
+    "box": field_from_function(lambda p: box_sdf(p, half=(0.5, 0.3, 0.4))),
+    "thin_plate": field_from_function(lambda p: box_sdf(p, half=(0.45, 0.012, 0.4))),
 }
 
 
@@ -83,7 +83,7 @@ def test_bound_svrecon_field():
     torch.manual_seed(0)
     net = SDFNetwork(latent_dim=8, hidden_dim=64, num_layers=4, skip_layers=(2,), sphere_radius=0.5)
     code = torch.zeros(1, 8)
-    mesh = extract_mesh(lambda p: net(p, code), 32, (-1, 1), method="hierarchical", lipschitz=2.0)
+    mesh = extract_mesh(net.bind(code), 32, (-1, 1), method="hierarchical", lipschitz=2.0)
     assert len(mesh.faces) > 0 and mesh.is_watertight
     assert np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5).mean() < 0.05
 
@@ -91,7 +91,8 @@ def test_bound_svrecon_field():
 @pytest.mark.parametrize("value", [1.0, -1.0])
 @pytest.mark.parametrize("method", ["dense", "hierarchical"])
 def test_field_without_surface_gives_empty_mesh(value, method):
-    mesh = extract_mesh(lambda p: torch.full(p.shape[:1], value), 32, method=method)
+    mesh = extract_mesh(field_from_function(lambda p: torch.full(p.shape[:1], value)), 32,
+                        method=method)  # fmt: skip
     assert len(mesh.vertices) == 0 and len(mesh.faces) == 0
     assert mesh.metadata["field_evaluations"] > 0
     with pytest.raises(ValueError, match="no surface"):
@@ -106,7 +107,14 @@ def test_extract_mesh_rejects_bad_arguments():
     with pytest.raises(ValueError, match="power of 2"):
         extract_mesh(SHAPES["sphere"], 48, method="hierarchical", coarse_resolution=20)
     with pytest.raises(ValueError, match="NaN"):
-        extract_mesh(lambda p: torch.full(p.shape[:1], float("nan")), 8)
+        extract_mesh(field_from_function(lambda p: torch.full(p.shape[:1], float("nan"))), 8)
+    with pytest.raises(ValueError, match="infinite"):
+        extract_mesh(field_from_function(lambda p: torch.full(p.shape[:1], float("inf"))), 8)
+    # One contract: a plain function of [N, 3] points is not a field until wrapped.
+    with pytest.raises(TypeError, match="field_from_function"):
+        extract_mesh(lambda p: sphere_sdf(p, radius=0.5), 8)
+    with pytest.raises(ValueError, match="kind: asked for 'occupancy'"):
+        extract_mesh(SHAPES["sphere"], 8, kind="occupancy")
 
 
 def test_sample_surface_is_seeded_and_area_weighted():

@@ -15,8 +15,8 @@ import trimesh
 from svrecon.cameras import OrthographicCamera
 from svrecon.cli import main as cli_main
 from svrecon.data import ProceduralDataset, generate_procedural_dataset
+from svrecon.engine import TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 from svrecon.models import DISN, SDFSRN
-from svrecon.train import TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 
 TINY_SDF_SRN = dict(encoder="conv", latent_dim=32, trunk_dims=(16, 16), hidden_dims=(16,),
                     num_rays=64, silhouette_samples=3)  # fmt: skip
@@ -64,7 +64,7 @@ def test_sdf_srn_sphere_pretraining_fits_the_field_and_trains_the_marcher(tiny_d
     batch = {k: v.double() if v.is_floating_point() else v for k, v in batch_of(tiny_data).items()}
     shared = [p for m in (model.encoder, model.field) for p in m.parameters()]
     torch.manual_seed(1)
-    loss = model.sphere_loss(batch, radius=0.4)
+    loss = model.pretraining_loss(batch, radius=0.4)
     grads = torch.autograd.grad(loss, shared + list(model.marcher.parameters()), allow_unused=True)
     grads = [torch.zeros(()) if g is None else g for g in grads]
     # The encoder and field learn only from the fit to |x| - r (the first random draw),
@@ -154,7 +154,7 @@ def test_bad_checkpoints_give_clear_errors(tiny_data, tmp_path):
 
 DDP_SCRIPT = """
 import sys
-from svrecon.train import TrainConfig, train
+from svrecon.engine import TrainConfig, train
 kwargs = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(16,), num_points=4096)
 train(TrainConfig(model="disn", model_kwargs=kwargs, data_root=sys.argv[1], out_dir=sys.argv[2],
                   iterations=3, batch_size=4, checkpoint_every=3), progress=False, device="cpu")
@@ -201,8 +201,8 @@ def test_cli_evaluate_and_reconstruct(tiny_data, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_with_the_shipped_checkpoints(tmp_path):
-    from svrecon.cli import shipped_checkpoint
-    from svrecon.demo import run_demo
+    from svrecon.engine import shipped_checkpoint
+    from svrecon.engine.demo import run_demo
 
     models = ("disn", "sdf_srn")
     assert sum(shipped_checkpoint(m).stat().st_size for m in models) < 20e6
@@ -211,3 +211,4 @@ def test_demo_runs_with_the_shipped_checkpoints(tmp_path):
         assert (tmp_path / f"demo_{name}.png").exists()
         assert len(list((tmp_path / "meshes").glob(f"{name}_*.obj"))) == 2
         assert all(0 <= r["chamfer"] < 0.2 for r in results[name])
+    assert len(list((tmp_path / "inputs").glob("*.png"))) == 2

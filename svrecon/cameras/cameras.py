@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from .._checks import batch_index, check_finite, check_shape, safe_eps
+from ..checks import batch_index, check_finite, check_shape, safe_eps
 from .rays import RayBundle, pixel_grid
 
 __all__ = [

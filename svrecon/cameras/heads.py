@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 from .cameras import PerspectiveCamera, ProjectionMatrixCamera
 from .presets import pose_from_angle_trig
 from .rotations import rotation_6d_to_matrix

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_shape
+from ..checks import check_shape
 from .rotations import euler_trig_to_matrix
 
 __all__ = ["POSE_PRESETS", "PosePreset", "pose_from_angle_trig", "pose_from_angles"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .._checks import batch_index, check_shape
+from ..checks import batch_index, check_shape
 
 __all__ = ["RayBundle", "pixel_grid"]
 

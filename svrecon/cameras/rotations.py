@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape, safe_eps
+from ..checks import check_shape, safe_eps
 
 __all__ = [
     "axis_angle_to_matrix",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_finite, check_shape
+from ..checks import check_finite, check_shape
 
 __all__ = [
     "PixelSample",

@@ -13,23 +13,28 @@ from .procedural import (
     shape_samples,
     view_camera,
 )
+from .schema import ITEM_SCHEMA, ItemKey, evaluation_indices, validate_item
 from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
 
 __all__ = [
     "CAMERA_DISTANCE",
     "CATEGORIES",
+    "ITEM_SCHEMA",
     "ELEVATION_PRIORS",
     "FOCAL_FRACTION",
+    "ItemKey",
     "Part",
     "PartShape",
     "ProceduralDataset",
     "ProceduralRender",
     "camera_from_batch",
+    "evaluation_indices",
     "generate_procedural_dataset",
     "make_shape",
     "primitive_sdf",
     "random_lighting",
     "render_shape",
     "shape_samples",
+    "validate_item",
     "view_camera",
 ]

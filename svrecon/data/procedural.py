@@ -22,7 +22,6 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..cameras import PerspectiveCamera, look_at
-from ..fields import FieldOutput
 from ..mesh import extract_mesh, sample_surface
 from ..renderers import SphereTracer, sh_shading
 from ..renderers.shading import SH_CONSTANTS
@@ -116,10 +115,7 @@ def render_shape(
     v, s = len(camera), image_size
     rays, _ = camera.rays(s, s).intersect_sphere(BOUNDING_RADIUS)
 
-    def field(points: torch.Tensor) -> FieldOutput:
-        return FieldOutput(sdf=shape.sdf(points))
-
-    out = SphereTracer(max_steps=200, tolerance=1e-6)(field, rays)
+    out = SphereTracer(max_steps=200, tolerance=1e-6)(shape, rays)
     hit = out.mask
     normals = torch.where(hit[..., None], out.normals.detach(), 0.0)
     points = out.points.detach()
@@ -323,6 +319,15 @@ class ProceduralDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.shapes) * (1 if self.multiview else self.views)
+
+    @property
+    def categories(self) -> list[str]:
+        """Category names; an item's ``label`` indexes this list."""
+        return list(CATEGORIES)
+
+    def evaluation_indices(self) -> list[int]:
+        """One item per shape (its first view), the items a model is evaluated on."""
+        return list(range(0, len(self), 1 if self.multiview else self.views))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         shape_i, view = (i, None) if self.multiview else divmod(i, self.views)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._checks import check_shape
+from ..checks import check_shape
+from ..fields import FieldOutput
 
 __all__ = ["CATEGORIES", "Part", "PartShape", "make_shape", "primitive_sdf"]
 
@@ -109,8 +110,9 @@ class PartShape:
         )
         return table[self.part_index(points)]
 
-    def __call__(self, points: torch.Tensor) -> torch.Tensor:
-        return self.sdf(points)
+    def __call__(self, points: torch.Tensor) -> FieldOutput:
+        """The shape as a field (exact SDF): points ``[B, N, 3] -> FieldOutput``."""
+        return FieldOutput(sdf=self.sdf(points))
 
 
 def _rot_x(angle: float) -> np.ndarray:

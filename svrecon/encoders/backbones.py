@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["ResNetEncoder", "VGG16FeaturePyramid", "load_state_dict_file"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["ConvEncoder"]
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import spectral_norm as _spectral_norm
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["ProjectionDiscriminator"]
 

@@ -8,8 +8,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_shape
 from ..cameras import Camera
+from ..checks import check_shape
 
 __all__ = ["bilinear_sample", "sample_features"]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 from ._mlp import mlp
+from .base import BoundField
 from .output import FieldOutput
 
 __all__ = ["DISNDecoder"]
@@ -59,3 +60,20 @@ class DISNDecoder(nn.Module):
             local = torch.cat([self.local_points(points), local_features], dim=-1)
             sdf = sdf + self.local_head(local)[..., 0]
         return FieldOutput(sdf=sdf / self.sdf_scale)
+
+    def bind(
+        self,
+        global_feature: torch.Tensor,
+        local_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> BoundField:
+        """The field with the image's codes bound: ``global_feature`` ``[B, G]`` and
+        ``local_features``, a function of the points ``[B, N, 3] -> [B, N, L]`` (e.g.
+        ``lambda p: sample_features(maps, p, camera, size)``; ``None``: global stream
+        alone)."""
+        check_shape("global_feature", global_feature, ("B", self.global_dim))
+
+        def field(points: torch.Tensor) -> FieldOutput:
+            local = None if local_features is None else local_features(points)
+            return self(points, global_feature, local)
+
+        return BoundField(field, len(global_feature), "sdf")

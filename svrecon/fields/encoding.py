@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["PositionalEncoding"]
 

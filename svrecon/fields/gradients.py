@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_shape
-from .._math import gradient_wrt
+from ..checks import check_shape
+from ..numerics import gradient_wrt
+from .base import Field, call_field
 from .output import FieldOutput
 
-__all__ = ["field_value", "pretrain_sphere", "sdf_gradient"]
+__all__ = ["FieldGradient", "field_gradient", "field_value", "pretrain_sphere", "sdf_gradient"]
 
 
 def field_value(output: FieldOutput | torch.Tensor) -> torch.Tensor:
@@ -18,31 +20,80 @@ def field_value(output: FieldOutput | torch.Tensor) -> torch.Tensor:
     return output.value if isinstance(output, FieldOutput) else output
 
 
+@dataclass
+class FieldGradient:
+    """A field's output at points ``[B, ..., 3]``, its outside-signed value and that
+    value's spatial gradient.
+
+    Attributes:
+        output: the field's :class:`FieldOutput`, shaped ``[B, ...]``.
+        value: ``[B, ...]`` :meth:`FieldOutput.outside` at the level asked for
+            (negative inside; the SDF itself for an SDF at level 0).
+        gradient: ``[B, ..., 3]`` d value / d points (the outward normal direction).
+    """
+
+    output: FieldOutput
+    value: torch.Tensor
+    gradient: torch.Tensor
+
+
+def field_gradient(
+    field: Field,
+    points: torch.Tensor,
+    *,
+    level: float | None = None,
+    create_graph: bool = False,
+    retain_graph: bool = False,
+) -> FieldGradient:
+    r"""The one spatial-gradient helper: normals for rendering, eikonal and normal
+    losses (``create_graph=True``).
+
+    .. math:: \nabla_x g(x), \quad g = f - \tau \text{ (SDF)}, \; g = \tau - o
+        \text{ (occupancy)}
+
+    Args:
+        field: a field (``points [B, N, 3] -> FieldOutput``).
+        points: ``[B, ..., 3]``; if they carry a graph (e.g. to ray distances) it is
+            kept, and the gradient is taken with respect to the points themselves.
+        level: the surface level ``tau`` (default 0 for an SDF, 0.5 for an occupancy).
+        create_graph: keep the gradient in the graph, so a loss on it trains the field.
+        retain_graph: keep the graph of ``output`` for a later backward (renderers).
+
+    Only ``torch.autograd.grad`` with respect to the points is used, so no parameter's
+    ``.grad`` is touched; it works under ``torch.no_grad()``. A field that does not
+    depend on the points (a constant, or a detached output) has gradient zero.
+    """
+    check_shape("points", points, ("B", "...", 3))
+    with torch.enable_grad():
+        x = points if points.requires_grad else points.detach().requires_grad_(True)
+        out = call_field(field, x)
+        value = out.outside(level)
+        grad = gradient_wrt(value, x, create_graph, retain_graph=retain_graph)
+    return FieldGradient(out, value, grad)
+
+
 def sdf_gradient(
-    field: Callable[[torch.Tensor], FieldOutput | torch.Tensor],
+    field: Field,
     points: torch.Tensor,
     create_graph: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Value and spatial gradient of a field at ``points``.
+    """Value and spatial gradient of a field at ``points`` (:func:`field_gradient` of
+    the field's own value).
 
     Args:
-        field: maps points ``[B, N, 3]`` to a ``FieldOutput`` or values ``[B, N]``.
+        field: maps points ``[B, N, 3]`` to a ``FieldOutput``.
         points: ``[B, N, 3]``.
         create_graph: keep the graph of the gradient, so that a loss on it (eikonal,
             normal loss) trains the field; ``False`` for normals that are only looked at.
 
     Returns:
-        ``(values [B, N], gradient [B, N, 3])``. Only ``torch.autograd.grad`` with
-        respect to the points is used, so no parameter's ``.grad`` is touched. Works
-        under ``torch.no_grad()``. A field that does not depend on the points (a
-        constant, or a detached output) has gradient zero, with no graph behind it.
+        ``(values [B, N], gradient [B, N, 3])``: the SDF or occupancy and its gradient
+        (detached unless ``create_graph``).
     """
     check_shape("points", points, ("B", "N", 3))
-    with torch.enable_grad():
-        x = points if points.requires_grad else points.detach().requires_grad_(True)
-        values = field_value(field(x))
-        check_shape("field(points)", values, (points.shape[0], points.shape[1]))
-        grad = gradient_wrt(values, x, create_graph)
+    g = field_gradient(field, points, create_graph=create_graph)
+    sign = 1.0 if g.output.kind == "sdf" else -1.0  # outside = level - occupancy
+    values, grad = g.output.value, sign * g.gradient
     if not create_graph:
         values, grad = values.detach(), grad.detach()
     return values, grad

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 from ._mlp import mlp
+from .base import BoundField
 from .encoding import PositionalEncoding
 from .output import FieldOutput
 
@@ -159,7 +160,8 @@ class HyperNetwork(nn.Module):
 class HyperSDFField(nn.Module):
     """SDF-SRN / Cat3D implicit field: generated trunk, SDF head and RGB head.
 
-    ``field = module(latent)`` returns a callable ``points [B, N, 3] -> FieldOutput``
+    ``field = module.bind(latent)`` (or ``module(latent)``) returns the field
+    ``points [B, N, 3] -> FieldOutput`` (a :class:`~svrecon.fields.BoundField`)
     with ``sdf`` ``[B, N]``, ``features`` (the trunk output, the LSTM marcher's input)
     and ``rgb`` in ``[0, 1]`` (the seed's tanh output mapped from ``[-1, 1]``).
 
@@ -208,7 +210,11 @@ class HyperSDFField(nn.Module):
             layer_norm,
         )
 
-    def forward(self, latent: torch.Tensor, rgb_latent: torch.Tensor | None = None):
+    def bind(self, latent: torch.Tensor, rgb_latent: torch.Tensor | None = None) -> BoundField:
+        """The per-instance field for ``latent`` ``[B, latent_dim]`` (see :meth:`forward`)."""
+        return self(latent, rgb_latent)
+
+    def forward(self, latent: torch.Tensor, rgb_latent: torch.Tensor | None = None) -> BoundField:
         """Generate the per-instance field from ``latent`` ``[B, latent_dim]``.
 
         ``rgb_latent`` (``[B, rgb_latent_dim]``) conditions the RGB head separately
@@ -222,11 +228,10 @@ class HyperSDFField(nn.Module):
         encoding = self.encoding
 
         def field(points: torch.Tensor) -> FieldOutput:
-            check_shape("points", points, (trunk.batch_size, "N", 3))
             enc = encoding(points)
             features = trunk(enc, enc)
             sdf = sdf_head(features, enc)[..., 0]
             rgb = (torch.tanh(rgb_head(features, enc)) + 1) / 2
             return FieldOutput(sdf=sdf, features=features, rgb=rgb)
 
-        return field
+        return BoundField(field, trunk.batch_size, "sdf")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 from ._mlp import mlp
+from .base import BoundField
 from .encoding import PositionalEncoding
 from .output import FieldOutput
 
@@ -69,6 +71,11 @@ class OccupancyNetwork(nn.Module):
             return FieldOutput(occupancy=torch.sigmoid(y))
         return FieldOutput(occupancy=torch.maximum(torch.minimum(y, 0.01 * y + 0.99), 0.01 * y))
 
+    def bind(self, latent: torch.Tensor) -> BoundField:
+        """The field ``points [B, N, 3] -> FieldOutput`` with ``latent`` ``[B, L]`` bound."""
+        check_shape("latent", latent, ("B", self.latent_dim))
+        return BoundField(lambda points: self(points, latent), len(latent), "occupancy")
+
 
 class BranchedOccupancy(nn.Module):
     """BAE-NET style branched occupancy (MSU shape decoder).
@@ -107,6 +114,11 @@ class BranchedOccupancy(nn.Module):
         occupancy, index = branches.max(dim=-1)
         return FieldOutput(occupancy=occupancy, branch_values=branches, branch_index=index)
 
+    def bind(self, shape: torch.Tensor, category: torch.Tensor | None = None) -> BoundField:
+        """The field with the shape code ``[B, S]`` (and category code ``[B, C]``) bound."""
+        check_shape("shape", shape, ("B", self.shape_dim))
+        return BoundField(lambda points: self(points, shape, category), len(shape), "occupancy")
+
 
 class BranchedAlbedo(nn.Module):
     """MSU albedo decoder: one colour per branch; the output is the colour of the branch
@@ -137,17 +149,18 @@ class BranchedAlbedo(nn.Module):
     def forward(
         self,
         points: torch.Tensor,
+        occupancy: FieldOutput,
         shape: torch.Tensor,
         albedo: torch.Tensor,
-        branch_index: torch.Tensor,
         category: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Albedo ``[B, N, 3]`` of the chosen branches, and all branches ``[B, N, K, 3]``.
-
-        ``branch_index`` ``[B, N]`` comes from :class:`BranchedOccupancy`.
-        """
+    ) -> FieldOutput:
+        """``occupancy`` (a :class:`BranchedOccupancy` output at ``points`` ``[B, N, 3]``)
+        with ``albedo`` ``[B, N, 3]``, the colour of its ``branch_index``, and
+        ``branch_albedo`` ``[B, N, K, 3]``, every branch's colour, added."""
         dims = check_shape("points", points, ("B", "N", 3))
-        check_shape("branch_index", branch_index, (dims["B"], dims["N"]))
+        if occupancy.branch_index is None:
+            raise ValueError("occupancy: expected a branched output with branch_index, got None")
+        check_shape("occupancy.branch_index", occupancy.branch_index, (dims["B"], dims["N"]))
         x = self.encoding(points) if self.encoding is not None else points
         cat = _cat_codes(points, [("category", category, self.category_dim)])
         rest = _cat_codes(
@@ -156,8 +169,9 @@ class BranchedAlbedo(nn.Module):
         inputs = [*cat, x, *rest]
         colours = (torch.tanh(self.net(torch.cat(inputs, dim=-1))) + 1) / 2
         colours = colours.unflatten(-1, (self.num_branches, 3))
-        idx = branch_index[..., None, None].expand(-1, -1, 1, 3)
-        return torch.gather(colours, 2, idx)[:, :, 0], colours
+        idx = occupancy.branch_index[..., None, None].expand(-1, -1, 1, 3)
+        chosen = torch.gather(colours, 2, idx)[:, :, 0]
+        return replace(occupancy, albedo=chosen, branch_albedo=colours)
 
 
 class JointOccupancyField(nn.Module):
@@ -176,8 +190,17 @@ class JointOccupancyField(nn.Module):
         albedo: torch.Tensor,
         category: torch.Tensor | None = None,
     ) -> FieldOutput:
-        """``FieldOutput`` with occupancy, albedo ``[B, N, 3]`` and the branch values."""
+        """``FieldOutput`` with occupancy, albedo ``[B, N, 3]``, the branch values and
+        every branch's albedo."""
         occ = self.occupancy(points, shape, category)
-        colour, _ = self.albedo(points, shape, albedo, occ.branch_index, category)
-        occ.albedo = colour
-        return occ
+        return self.albedo(points, occ, shape, albedo, category)
+
+    def bind(
+        self, shape: torch.Tensor, albedo: torch.Tensor, category: torch.Tensor | None = None
+    ) -> BoundField:
+        """The field with the shape ``[B, S]``, albedo ``[B, A]`` (and category ``[B, C]``)
+        codes bound."""
+        check_shape("shape", shape, ("B", self.occupancy.shape_dim))
+        return BoundField(
+            lambda points: self(points, shape, albedo, category), len(shape), "occupancy"
+        )

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
+from .base import BoundField
 from .encoding import PositionalEncoding
 from .output import FieldOutput
 
@@ -204,3 +205,12 @@ class SDFNetwork(nn.Module):
             if i < len(self.layers) - 1:
                 h = self.activation(h)
         return FieldOutput(sdf=h[..., 0], features=h[..., 1:])
+
+    def bind(self, latent: torch.Tensor | None = None) -> BoundField:
+        """The field ``points [B, N, 3] -> FieldOutput`` with the code ``latent``
+        ``[B, latent_dim]`` bound (``None`` for an unconditioned network: any batch)."""
+        if latent is not None:
+            check_shape("latent", latent, ("B", self.latent_dim))
+        return BoundField(
+            lambda points: self(points, latent), None if latent is None else len(latent), "sdf"
+        )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 import torch
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 from ._mlp import mlp
+from .base import BoundField, Field
 from .encoding import PositionalEncoding
+from .output import FieldOutput
 
 __all__ = ["TextureNetwork"]
 
@@ -44,17 +47,33 @@ class TextureNetwork(nn.Module):
         self.net = mlp([point_dim + latent_dim + feature_dim, *hidden_dims, 3])
 
     def forward(
-        self, points: torch.Tensor, features: torch.Tensor, latent: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``points`` ``[B, N, 3]``, ``features`` ``[B, N, F]``, ``latent`` ``[B, L]``
-        -> rgb ``[B, N, 3]`` in ``[0, 1]``."""
+        self, points: torch.Tensor, shape: FieldOutput, latent: torch.Tensor | None = None
+    ) -> FieldOutput:
+        """``points`` ``[B, N, 3]``, the shape field's output there (its ``features``
+        ``[B, N, F]`` are read), ``latent`` ``[B, L]`` -> that output with ``rgb``
+        ``[B, N, 3]`` in ``[0, 1]`` added."""
         dims = check_shape("points", points, ("B", "N", 3))
-        check_shape("features", features, (dims["B"], dims["N"], self.feature_dim))
+        if shape.features is None:
+            raise ValueError("shape: expected a FieldOutput with features, got features=None")
+        check_shape("shape.features", shape.features, (dims["B"], dims["N"], self.feature_dim))
         parts = [self.encoding(points) if self.encoding is not None else points]
         if self.latent_dim:
             if latent is None:
                 raise ValueError(f"latent: expected shape [B, {self.latent_dim}], got None")
             check_shape("latent", latent, (dims["B"], self.latent_dim))
             parts.append(latent[:, None].expand(-1, dims["N"], -1))
-        y = self.net(torch.cat([*parts, features], dim=-1))
-        return torch.sigmoid(y) if self.activation == "sigmoid" else (torch.tanh(y) + 1) / 2
+        y = self.net(torch.cat([*parts, shape.features], dim=-1))
+        rgb = torch.sigmoid(y) if self.activation == "sigmoid" else (torch.tanh(y) + 1) / 2
+        return replace(shape, rgb=rgb)
+
+    def bind(self, shape_field: Field, latent: torch.Tensor | None = None) -> BoundField:
+        """A textured field: ``shape_field``'s output at the points with this network's
+        colour (texture code ``latent`` ``[B, L]`` bound) as ``rgb``."""
+        batch = None
+        if latent is not None:
+            batch = check_shape("latent", latent, ("B", self.latent_dim))["B"]
+
+        def field(points: torch.Tensor) -> FieldOutput:
+            return self(points, shape_field(points), latent)
+
+        return BoundField(field, batch, getattr(shape_field, "kind", None))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["discriminator_loss", "generator_loss", "r1_penalty"]
 

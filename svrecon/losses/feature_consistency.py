@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["feature_consistency_loss", "largest_eigenvector"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape
-from .._math import safe_norm, safe_normalize
+from ..checks import check_shape
+from ..numerics import safe_norm, safe_normalize
 from ._reduce import weighted_mean
 
 __all__ = ["albedo_constancy_loss", "white_shading_loss"]

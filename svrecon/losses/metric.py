@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["CategoryCentres", "category_metric_loss"]
 

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._checks import check_shape
-from .._math import safe_normalize
+from ..checks import check_shape
+from ..numerics import safe_normalize
 
 __all__ = ["normal_loss"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape
+from ..checks import check_shape
 from ._reduce import weighted_mean
 
 __all__ = ["ray_free_space_loss", "ray_intersection_loss"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape
-from .._math import safe_norm
+from ..checks import check_shape
 from ..fields.gradients import field_value
+from ..numerics import safe_norm
 from ._reduce import weighted_mean
 
 __all__ = ["eikonal_loss", "masked_l1_loss", "masked_mse_loss", "sphere_sdf_loss", "symmetry_loss"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape
 from ..cameras.cameras import Camera, OrthographicCamera, PerspectiveCamera
+from ..checks import check_shape
 from ._reduce import weighted_mean
 
 __all__ = ["importance_weights", "silhouette_lower_bound", "silhouette_sdf_loss", "soft_iou_loss"]

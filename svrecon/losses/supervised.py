@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["camera_point_cloud_loss", "disn_sdf_loss"]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import check_shape
-from .._math import safe_norm
+from ..checks import check_shape
+from ..numerics import safe_norm
 
 __all__ = [
     "angle_range_loss",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import mcubes
 import numpy as np
 import torch
 import trimesh
 
-from ..fields.output import FieldOutput
+from ..fields import Field, check_field_output
 
 __all__ = ["extract_mesh", "grid_points"]
 
@@ -40,55 +39,34 @@ class _PointFunction:
     """Wraps a field so that it maps float64 numpy points ``[N, 3]`` to outside-signed
     values ``[N]`` (negative inside), counting evaluations."""
 
-    def __init__(self, field, kind, level, chunk_size, device, dtype):
+    def __init__(self, field: Field, kind, level, chunk_size, device, dtype):
+        if not callable(field):
+            raise TypeError(f"field: expected a field callable, got {type(field).__name__}")
         self.field, self.kind, self.level = field, kind, level
         self.chunk_size, self.device, self.dtype = chunk_size, device, dtype
-        self.batched: bool | None = None
         self.evaluations = 0
-
-    def _call(self, x: torch.Tensor) -> tuple[torch.Tensor, str | None]:
-        out = None
-        if self.batched is None:
-            # A plain callable maps [N, 3] to [N]; anything else is called with [1, N, 3].
-            try:
-                out = self.field(x)
-                value = out.value if isinstance(out, FieldOutput) else out
-                self.batched = not (isinstance(value, torch.Tensor) and value.shape == x.shape[:1])
-            except (ValueError, RuntimeError, IndexError):
-                self.batched = True
-        if out is None or self.batched:
-            out = self.field(x[None]) if self.batched else self.field(x)
-        if isinstance(out, FieldOutput):
-            return out.value.reshape(-1), ("sdf" if out.sdf is not None else "occupancy")
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"field: expected a tensor or FieldOutput, got {type(out).__name__}")
-        return out.reshape(-1), None
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         values = []
         with torch.no_grad():
             for start in range(0, len(points), self.chunk_size):
                 x = torch.from_numpy(points[start : start + self.chunk_size])
-                v, kind = self._call(x.to(device=self.device, dtype=self.dtype))
-                if v.shape[0] != x.shape[0]:
-                    raise ValueError(
-                        f"field(points): expected {x.shape[0]} values, got {v.shape[0]}"
-                    )
+                x = x.to(device=self.device, dtype=self.dtype)[None]
+                out = check_field_output(self.field(x), 1, x.shape[1])
                 if self.kind is None:
-                    self.kind = kind or "sdf"
-                if self.level is None:
-                    self.level = 0.0 if self.kind == "sdf" else 0.5
-                v = v.double().cpu().numpy()
-                values.append(v - self.level if self.kind == "sdf" else self.level - v)
+                    self.kind = out.kind
+                elif out.kind != self.kind:
+                    raise ValueError(f"kind: asked for {self.kind!r}, the field gives {out.kind!r}")
+                values.append(out.outside(self.level)[0].double().cpu().numpy())
         self.evaluations += len(points)
         out = np.concatenate(values) if values else np.zeros(0)
-        if np.isnan(out).any():
-            raise ValueError("field: returned NaN values")
+        if not np.isfinite(out).all():
+            raise ValueError("field: returned NaN or infinite values")
         return out
 
 
 def extract_mesh(
-    field: Callable,
+    field: Field,
     resolution: int = 128,
     bounds=(-0.6, 0.6),
     level: float | None = None,
@@ -105,10 +83,10 @@ def extract_mesh(
     """Marching cubes (PyMCubes) of a field over a ``resolution^3``-cell grid.
 
     Args:
-        field: a plain callable mapping points ``[N, 3]`` to values ``[N]``, or a svrecon
-            field with its code bound, mapping ``[1, N, 3]`` to a ``FieldOutput`` (e.g.
-            ``lambda p: net(p, z[:1])``). Called in chunks of ``chunk_size`` points under
-            ``torch.no_grad()``, on ``device`` in ``dtype``.
+        field: a field for one instance, ``points [1, N, 3] -> FieldOutput`` (e.g.
+            ``net.bind(z[:1])``; wrap a plain function of ``[N, 3]`` points with
+            :func:`svrecon.fields.field_from_function`). Called in chunks of
+            ``chunk_size`` points under ``torch.no_grad()``, on ``device`` in ``dtype``.
         resolution: cells per axis; the field is sampled at ``(resolution + 1)^3`` corners.
         bounds: ``(min, max)``, numbers or 3-vectors (default SDF-SRN's ``[-0.6, 0.6]^3``).
         level: the iso-value (default 0 for an SDF, 0.5 for an occupancy).
@@ -119,8 +97,8 @@ def extract_mesh(
             ``lipschitz``-Lipschitz field, and then the mesh is identical to the dense
             one); for an occupancy, MISE-style (OccNet): cells with a sign change at
             their corners, dilated by one cell.
-        kind: ``"sdf"`` (negative inside) or ``"occupancy"`` (large inside); read from a
-            ``FieldOutput``, else ``"sdf"``.
+        kind: ``"sdf"`` (negative inside) or ``"occupancy"`` (large inside); read from
+            the field's output when ``None``, checked against it otherwise.
         seed_scaling: map vertices as the SDF-SRN / Cat3D / ShapeClipper code does,
             ``v / (resolution + 1) * (max - min) + min``, which shrinks meshes by
             ``resolution / (resolution + 1)``; only for faithful comparisons. The

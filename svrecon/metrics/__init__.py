@@ -12,8 +12,10 @@ from .align import (
 )
 from .distances import (
     ChamferResult,
+    CloudDistances,
     FScoreResult,
     chamfer_distance,
+    cloud_distances,
     earth_movers_distance,
     f_score,
     nearest_neighbors,
@@ -25,11 +27,13 @@ from .volumetric import volumetric_iou
 __all__ = [
     "PROTOCOLS",
     "ChamferResult",
+    "CloudDistances",
     "EvaluationProtocol",
     "FScoreResult",
     "ICPResult",
     "average_results",
     "chamfer_distance",
+    "cloud_distances",
     "earth_movers_distance",
     "evaluate",
     "f_score",

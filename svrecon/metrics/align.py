@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_shape
 from ..cameras.rotations import euler_to_matrix
+from ..checks import check_shape
 from .distances import chamfer_distance, nearest_neighbors
 
 __all__ = [
@@ -33,22 +33,29 @@ def to_view_frame(points: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return points @ rotation.transpose(1, 2)
 
 
-def normalize_cloud(points: torch.Tensor, mode: str = "xy_extent") -> torch.Tensor:
+def normalize_cloud(
+    points: torch.Tensor, mode: str = "xy_extent", center: str | None = None
+) -> torch.Tensor:
     """Centre each cloud ``[B, N, 3]`` and scale it.
 
-    Modes: ``"xy_extent"`` (ShapeClipper: centre of the bounding box, divide by the
-    larger of the x and y extents, i.e. the projected extent in a view frame),
-    ``"bbox_diagonal"`` (bounding-box centre, unit diagonal), ``"unit_sphere"``
-    (centroid, farthest point at distance 1). A degenerate cloud (zero extent) is only
-    centred.
+    Modes: ``"xy_extent"`` (divide by the larger of the x and y extents, i.e. the
+    projected extent in a view frame), ``"bbox_diagonal"`` (unit bounding-box
+    diagonal), ``"unit_sphere"`` (farthest point at distance 1 from the centre).
+    ``center``: ``"bbox"`` (the bounding box's centre; the default for the first two
+    modes) or ``"centroid"`` (the mean; the default for ``"unit_sphere"``, and what
+    ShapeClipper's ``normalize_pc`` uses before its x/y-extent scaling). A degenerate
+    cloud (zero extent) is only centred.
     """
     check_shape("points", points, ("B", "N", 3))
     lo, hi = points.min(1).values, points.max(1).values
+    if center is None:
+        center = "centroid" if mode == "unit_sphere" else "bbox"
+    if center not in ("bbox", "centroid"):
+        raise ValueError(f"center: expected 'bbox' or 'centroid', got {center!r}")
+    origin = points.mean(1) if center == "centroid" else (lo + hi) / 2
     if mode == "unit_sphere":
-        center = points.mean(1)
-        scale = (points - center[:, None]).norm(dim=-1).max(1).values
+        scale = (points - origin[:, None]).norm(dim=-1).max(1).values
     elif mode in ("xy_extent", "bbox_diagonal"):
-        center = (lo + hi) / 2
         extent = hi - lo
         scale = extent[:, :2].max(-1).values if mode == "xy_extent" else extent.norm(dim=-1)
     else:
@@ -56,7 +63,7 @@ def normalize_cloud(points: torch.Tensor, mode: str = "xy_extent") -> torch.Tens
             f"mode: expected 'xy_extent', 'bbox_diagonal' or 'unit_sphere', got {mode!r}"
         )
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return (points - center[:, None]) / scale[:, None, None]
+    return (points - origin[:, None]) / scale[:, None, None]
 
 
 def kabsch(

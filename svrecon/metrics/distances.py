@@ -14,13 +14,15 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from .._checks import check_shape
-from .._math import safe_norm
+from ..checks import check_shape
+from ..numerics import safe_norm
 
 __all__ = [
     "ChamferResult",
+    "CloudDistances",
     "FScoreResult",
     "chamfer_distance",
+    "cloud_distances",
     "earth_movers_distance",
     "f_score",
     "nearest_neighbors",
@@ -48,8 +50,8 @@ def nearest_neighbors(
             index = torch.stack(
                 [
                     torch.from_numpy(
-                        cKDTree(r.double().numpy())
-                        .query(q.double().numpy(), k=1)[1]
+                        cKDTree(r.detach().double().numpy())
+                        .query(q.detach().double().numpy(), k=1, workers=-1)[1]
                         .astype(np.int64)
                     )
                     for q, r in zip(query, reference, strict=True)
@@ -100,6 +102,66 @@ class ChamferResult:
         return self.accuracy + self.completeness
 
 
+@dataclass
+class FScoreResult:
+    """F-scores, precisions and recalls ``[B, T]`` for ``T`` thresholds."""
+
+    fscore: torch.Tensor
+    precision: torch.Tensor
+    recall: torch.Tensor
+
+
+@dataclass
+class CloudDistances:
+    """Nearest-neighbour distances between two clouds, both ways, computed once and
+    reused by Chamfer, F-score and precision/recall (PyTorch3D's reusable-result idea).
+
+    Attributes:
+        pred_to_gt: ``[B, N]`` distance from each predicted point to its nearest
+            ground-truth point (differentiable), ``pred_index`` ``[B, N]`` that point.
+        gt_to_pred: ``[B, M]`` the other way, ``gt_index`` ``[B, M]``.
+    """
+
+    pred_to_gt: torch.Tensor
+    gt_to_pred: torch.Tensor
+    pred_index: torch.Tensor
+    gt_index: torch.Tensor
+
+    def chamfer(self, squared: bool = False) -> ChamferResult:
+        """:class:`ChamferResult` from these distances (squared before averaging with
+        ``squared=True``)."""
+        d_pred, d_gt = self.pred_to_gt, self.gt_to_pred
+        if squared:
+            d_pred, d_gt = d_pred**2, d_gt**2
+        acc, comp = d_pred.mean(-1), d_gt.mean(-1)
+        return ChamferResult(acc, comp, (acc + comp) / 2, squared)
+
+    def f_score(self, thresholds) -> FScoreResult:
+        """:class:`FScoreResult` at unsquared distance ``thresholds`` ``[T]``."""
+        t = torch.as_tensor(thresholds, dtype=torch.float64).reshape(-1)
+        t = t.to(self.pred_to_gt.device)
+        precision = (self.pred_to_gt.detach().double()[..., None] < t).double().mean(1)
+        recall = (self.gt_to_pred.detach().double()[..., None] < t).double().mean(1)
+        denom = precision + recall
+        safe = torch.where(denom > 0, denom, 1)
+        fscore = torch.where(denom > 0, 2 * precision * recall / safe, 0)
+        return FScoreResult(fscore, precision, recall)
+
+
+def cloud_distances(pred: torch.Tensor, gt: torch.Tensor, chunk_size: int = 2048) -> CloudDistances:
+    """Both nearest-neighbour directions between ``pred`` ``[B, N, 3]`` and ``gt``
+    ``[B, M, 3]`` (two KD-tree queries on the CPU), for every metric that needs them.
+
+    Example::
+
+        >>> d = cloud_distances(pred, gt)
+        >>> d.chamfer().chamfer, d.f_score([0.01, 0.05]).fscore
+    """
+    d_pred, i_pred = nearest_neighbors(pred, gt, chunk_size)
+    d_gt, i_gt = nearest_neighbors(gt, pred, chunk_size)
+    return CloudDistances(d_pred, d_gt, i_pred, i_gt)
+
+
 def chamfer_distance(
     pred: torch.Tensor, gt: torch.Tensor, squared: bool = False, chunk_size: int = 2048
 ) -> ChamferResult:
@@ -108,23 +170,10 @@ def chamfer_distance(
     ``squared=False`` averages unsquared nearest-neighbour distances (SDF-SRN, Cat3D,
     ShapeClipper, OccNet Chamfer-L1); ``squared=True`` averages squared distances
     (DISN, Chamfer-L2). Differentiable in both clouds; memory is bounded by
-    ``chunk_size`` (no ``N x M`` matrix).
+    ``chunk_size`` (no ``N x M`` matrix). To compute F-scores as well, call
+    :func:`cloud_distances` once and use its methods.
     """
-    d_pred, _ = nearest_neighbors(pred, gt, chunk_size)
-    d_gt, _ = nearest_neighbors(gt, pred, chunk_size)
-    if squared:
-        d_pred, d_gt = d_pred**2, d_gt**2
-    acc, comp = d_pred.mean(-1), d_gt.mean(-1)
-    return ChamferResult(acc, comp, (acc + comp) / 2, squared)
-
-
-@dataclass
-class FScoreResult:
-    """F-scores, precisions and recalls ``[B, T]`` for ``T`` thresholds."""
-
-    fscore: torch.Tensor
-    precision: torch.Tensor
-    recall: torch.Tensor
+    return cloud_distances(pred, gt, chunk_size).chamfer(squared)
 
 
 def f_score(
@@ -138,16 +187,8 @@ def f_score(
     unsquared distances in the clouds' units. Shapes: ``[B, N, 3]``, ``[B, M, 3]`` ->
     ``[B, T]`` each.
     """
-    thresholds = torch.as_tensor(thresholds, dtype=torch.float64).reshape(-1)
     with torch.no_grad():
-        d_pred, _ = nearest_neighbors(pred, gt, chunk_size)
-        d_gt, _ = nearest_neighbors(gt, pred, chunk_size)
-    t = thresholds.to(pred.device)
-    precision = (d_pred.double()[..., None] < t).double().mean(1)
-    recall = (d_gt.double()[..., None] < t).double().mean(1)
-    denom = precision + recall
-    fscore = torch.where(denom > 0, 2 * precision * recall / torch.where(denom > 0, denom, 1), 0)
-    return FScoreResult(fscore, precision, recall)
+        return cloud_distances(pred, gt, chunk_size).f_score(thresholds)
 
 
 def normal_consistency(
@@ -165,8 +206,8 @@ def normal_consistency(
     """
     dims = check_shape("pred_normals", pred_normals, tuple(pred.shape))
     check_shape("gt_normals", gt_normals, tuple(gt.shape), dims)
-    _, idx_pred = nearest_neighbors(pred, gt, chunk_size)
-    _, idx_gt = nearest_neighbors(gt, pred, chunk_size)
+    d = cloud_distances(pred, gt, chunk_size)
+    idx_pred, idx_gt = d.pred_index, d.gt_index
 
     def unit(n):
         return n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)

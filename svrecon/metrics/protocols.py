@@ -15,10 +15,13 @@ import torch
 import trimesh
 
 from ..mesh import extract_mesh, sample_surface
-from .align import icp, normalize_cloud, to_view_frame
-from .distances import chamfer_distance, earth_movers_distance, f_score
+from .align import icp, normalize_cloud, rotation_grid, rotation_search, to_view_frame
+from .distances import cloud_distances, earth_movers_distance
 
-__all__ = ["PROTOCOLS", "EvaluationProtocol", "average_results", "evaluate"]
+__all__ = ["ALIGNMENTS", "PROTOCOLS", "EvaluationProtocol", "average_results", "evaluate"]
+
+#: The alignments a protocol can ask for.
+ALIGNMENTS = ("none", "view_centric", "view_centric_xy_extent", "icp", "rotation_search")
 
 
 @dataclass(frozen=True)
@@ -28,39 +31,56 @@ class EvaluationProtocol:
     Attributes:
         name, source: the preset's name and where each value comes from.
         resolution, bounds: marching-cubes grid (cells per axis) and its extent;
-            ``bounds=None`` means the ground truth's bounding box (DISN).
+            ``bounds=None`` means the ground truth's bounding box grown by
+            ``bounds_padding`` times its largest side on every face (DISN; an unpadded
+            box drops the faces of shapes that touch it).
         seed_scaling: reproduce the seed code's ``N + 1`` vertex scaling.
-        num_points: points sampled on the predicted mesh (and on the ground-truth one if
-            a mesh is given).
+        num_points: points taken from the predicted mesh (and from the ground-truth one
+            if a mesh is given, or from ground-truth points if more are given).
+        point_sampling: ``"area"`` (uniform on the surface, trimesh's area-weighted
+            sampling) or ``"vertices"`` (random mesh vertices, drawn with replacement as
+            ``np.random.choice`` does: DISN's evaluation).
         squared: average squared (Chamfer-L2) instead of unsquared distances.
         chamfer_reduction: ``"mean"`` (``(acc + comp) / 2``), ``"sum"`` (``acc + comp``)
             or ``"separate"`` (accuracy and completeness reported on their own).
         report_scale: factor applied to the reported Chamfer values (x10, x1000).
         thresholds, threshold_units: F-score thresholds, as ``"distance"``,
             ``"squared_distance"`` (compared with squared distances) or
-            ``"fraction_of_side"`` (times the ground truth's largest bounding-box side).
+            ``"fraction_of_side"`` (times ``side_length``, or the ground truth's largest
+            bounding-box side where ``side_length`` is ``None``).
         fscore_averaging: ``"per_sample"`` (average the F-scores) or
             ``"from_mean_precision_recall"`` (F of the averaged precision and recall).
         alignment: ``"none"``, ``"view_centric"`` (rotate each cloud into its view frame),
-            ``"view_centric_xy_extent"`` (then centre and scale by the x/y extent), or
-            ``"icp"`` (rigid ICP of the prediction onto the ground truth).
-        icp_iterations: ICP iterations for ``alignment="icp"``.
+            ``"view_centric_xy_extent"`` (then centre each on its centroid and divide by
+            its x/y extent), ``"icp"`` (rigid ICP of the prediction onto the ground
+            truth) or ``"rotation_search"`` (the best of a grid of rotations of the
+            prediction about the origin by Chamfer, then rigid ICP).
+        icp_iterations: ICP iterations for ``alignment="icp"`` / ``"rotation_search"``.
         emd: also compute the earth mover's distance (x ``emd_scale``).
         category_average: report the mean over categories of per-category means (the
             papers' tables), rather than the mean over samples.
+
+    Empty predictions (no surface in the grid) follow one policy under every protocol:
+    the SDF-SRN family's code samples an empty mesh as points at the origin, so an
+    empty prediction is ``num_points`` points at the origin of the (aligned) frame and
+    gets a finite, bad score with every metric present. DISN and MSU state no policy;
+    the same applies.
     """
 
     name: str
     source: str
     resolution: int = 128
     bounds: tuple[float, float] | None = (-0.6, 0.6)
+    bounds_padding: float = 0.05
     seed_scaling: bool = False
     num_points: int = 100_000
+    point_sampling: str = "area"
     squared: bool = False
     chamfer_reduction: str = "mean"
     report_scale: float = 1.0
     thresholds: tuple[float, ...] = ()
     threshold_units: str = "distance"
+    side_length: float | None = None
     fscore_averaging: str = "per_sample"
     alignment: str = "none"
     icp_iterations: int = 50
@@ -69,9 +89,75 @@ class EvaluationProtocol:
     category_average: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        choices = {
+            "point_sampling": ("area", "vertices"),
+            "chamfer_reduction": ("mean", "sum", "separate"),
+            "threshold_units": ("distance", "squared_distance", "fraction_of_side"),
+            "fscore_averaging": ("per_sample", "from_mean_precision_recall"),
+            "alignment": ALIGNMENTS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
+        if self.resolution < 2 or self.num_points < 1:
+            raise ValueError(
+                f"resolution, num_points: expected >= 2 and >= 1, got {self.resolution}, "
+                f"{self.num_points}"
+            )
+
     def with_(self, **changes) -> EvaluationProtocol:
         """A copy with some fields changed (e.g. a smaller ``num_points`` for tests)."""
         return replace(self, **changes)
+
+    @property
+    def view_centric(self) -> bool:
+        """Whether the protocol needs the predicted and the true rotation."""
+        return self.alignment.startswith("view_centric")
+
+    def grid_bounds(self, gt_lo=None, gt_hi=None) -> tuple:
+        """The marching-cubes bounds: the protocol's, or (``bounds=None``) the ground
+        truth's box ``[gt_lo, gt_hi]`` (3-vectors) padded by ``bounds_padding``."""
+        if self.bounds is not None:
+            return self.bounds
+        if gt_lo is None or gt_hi is None:
+            raise ValueError(f"{self.name}: the grid is the ground truth's box; pass its bounds")
+        lo, hi = np.asarray(gt_lo, dtype=np.float64), np.asarray(gt_hi, dtype=np.float64)
+        pad = self.bounds_padding * float((hi - lo).max())
+        return lo - pad, hi + pad
+
+    def extract(self, field, *, gt_lo=None, gt_hi=None, level=None, kind=None, device=None):
+        """The mesh of ``field`` (``points [1, N, 3] -> FieldOutput``) on this protocol's
+        grid; see :meth:`grid_bounds`."""
+        bounds = self.grid_bounds(gt_lo, gt_hi)
+        return extract_mesh(
+            field, self.resolution, bounds, level=level, kind=kind,
+            seed_scaling=self.seed_scaling, device=device,
+        )  # fmt: skip
+
+    def sample(self, shape, seed: int) -> torch.Tensor:
+        """``num_points`` points ``[num_points, 3]`` (float64) of a mesh, as the protocol
+        takes them (area-weighted or vertices); ground-truth points ``[M, 3]`` are
+        subsampled to ``num_points`` when there are more. An empty mesh gives points
+        at the origin (see the class docstring)."""
+        if isinstance(shape, trimesh.Trimesh):
+            if len(shape.faces) == 0:
+                return torch.zeros(self.num_points, 3, dtype=torch.float64)
+            if self.point_sampling == "vertices":
+                rng = np.random.default_rng(seed)
+                pick = rng.integers(0, len(shape.vertices), self.num_points)
+                return torch.from_numpy(np.asarray(shape.vertices, dtype=np.float64)[pick])
+            return sample_surface(shape, self.num_points, seed=seed, dtype=torch.float64)[0]
+        points = torch.as_tensor(shape, dtype=torch.float64)
+        if points.dim() != 2 or points.shape[-1] != 3 or len(points) == 0:
+            raise ValueError(
+                f"gt: expected points [M, 3] with M > 0 or a trimesh.Trimesh, "
+                f"got {list(points.shape)}"
+            )
+        if len(points) > self.num_points:
+            rng = np.random.default_rng(seed)
+            points = points[torch.from_numpy(rng.choice(len(points), self.num_points, False))]
+        return points
 
 
 PROTOCOLS: dict[str, EvaluationProtocol] = {
@@ -81,18 +167,23 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
         resolution=64,
         bounds=None,
         num_points=2048,
+        point_sampling="vertices",
         squared=True,
         chamfer_reduction="sum",
         report_scale=1000.0,
         thresholds=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
         threshold_units="fraction_of_side",
+        side_length=2.0,
         fscore_averaging="from_mean_precision_recall",
         emd=True,
         emd_scale=100.0,
         notes=(
-            "65^3 samples over the ground-truth SDF bounding box",
+            "65^3 samples over the ground-truth SDF bounding box, padded by 5% of its side",
+            "2048 random vertices of the predicted and the ground-truth meshes "
+            "(Xharlie/DISN test/test_cd_emd.py)",
             "CD x0.001 and EMD x100 on 2048 points (Table 1)",
-            "F-score thresholds in % of the reconstruction volume side length (Table 2)",
+            "F-score thresholds in % of a fixed side 2.0, F of the mean precision and "
+            "recall (Table 2)",
         ),
     ),
     "sdf_srn": EvaluationProtocol(
@@ -163,74 +254,84 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
 }
 
 
-def _points_of(shape, n: int, seed: int, dtype) -> torch.Tensor:
-    if isinstance(shape, trimesh.Trimesh):
-        if len(shape.faces) == 0:
-            # The seed code samples an empty mesh as all-zero points; keep that, so an
-            # empty prediction gets a finite, bad score instead of an error.
-            return torch.zeros(n, 3, dtype=dtype)
-        return sample_surface(shape, n, seed=seed, dtype=dtype)[0]
-    points = torch.as_tensor(shape, dtype=dtype)
-    if points.dim() != 2 or points.shape[-1] != 3:
-        raise ValueError(
-            f"gt: expected points [M, 3] or a trimesh.Trimesh, got {list(points.shape)}"
-        )
-    return points
+def _rotation(name: str, value, protocol: str) -> torch.Tensor:
+    if value is None:
+        raise ValueError(f"{name}: the {protocol} protocol is view-centric and needs it, got None")
+    r = torch.as_tensor(value, dtype=torch.float64).reshape(-1, 3, 3)
+    if r.shape[0] != 1:
+        raise ValueError(f"{name}: expected shape [3, 3], got {list(torch.as_tensor(value).shape)}")
+    return r
 
 
 def evaluate(
-    field_or_mesh,
+    prediction,
     gt,
     protocol: EvaluationProtocol | str,
     *,
     pred_rotation: torch.Tensor | None = None,
     gt_rotation: torch.Tensor | None = None,
+    level: float | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Evaluate one prediction against one ground truth under ``protocol``.
+    """Score one prediction against one ground truth, applying the whole protocol.
+
+    Steps: the field's mesh on the protocol's grid (:meth:`EvaluationProtocol.extract`;
+    ``bounds=None``: the padded ground-truth box), points from both (area-weighted or
+    vertices), the alignment, nearest neighbours once both ways
+    (:func:`~svrecon.metrics.cloud_distances`) for Chamfer, F-score, precision and
+    recall, then EMD if asked.
 
     Args:
-        field_or_mesh: a field (anything :func:`~svrecon.mesh.extract_mesh` accepts) or a
-            ``trimesh.Trimesh``.
-        gt: ground-truth points ``[M, 3]`` (used as given) or a mesh (sampled with
-            ``protocol.num_points``).
+        prediction: a field for one instance (``points [1, N, 3] -> FieldOutput``) or a
+            ``trimesh.Trimesh``. An empty mesh follows the protocol's empty policy.
+        gt: ground-truth points ``[M, 3]`` or a mesh.
         protocol: an :class:`EvaluationProtocol` or a name in :data:`PROTOCOLS`.
         pred_rotation, gt_rotation: ``[3, 3]`` world-to-camera rotations for the
-            view-centric alignments (the predicted and the true viewpoint).
+            view-centric alignments: the viewpoint the model predicted and the true one.
+        level: the field's iso-level (default 0 for an SDF, 0.5 for an occupancy).
+        seed: the sampling seed (the ground truth uses ``seed + 1``).
 
     Returns:
-        A dict of floats: ``accuracy``, ``completeness`` (always), ``chamfer`` (unless the
-        protocol reports them separately), all multiplied by ``report_scale``;
-        ``fscore@t``, ``precision@t``, ``recall@t`` per threshold (fractions in
-        ``[0, 1]``); ``emd`` if asked for.
+        A dict of floats: ``accuracy``, ``completeness`` (always), ``chamfer`` (unless
+        the protocol reports them separately), all times ``report_scale``; ``fscore@t``,
+        ``precision@t``, ``recall@t`` per threshold (fractions in ``[0, 1]``); ``emd``
+        if asked for; ``empty`` (1.0 for an empty prediction, else 0.0).
     """
     p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
-    dtype = torch.float64
-    gt_points = _points_of(gt, p.num_points, seed + 1, dtype)
-    lo, hi = gt_points.min(0).values, gt_points.max(0).values
-    if isinstance(field_or_mesh, trimesh.Trimesh):
-        mesh = field_or_mesh
+    if isinstance(gt, trimesh.Trimesh):
+        if len(gt.faces) == 0:
+            raise ValueError("gt: the ground-truth mesh is empty")
+        gt_lo, gt_hi = gt.bounds
     else:
-        bounds = p.bounds if p.bounds is not None else (lo.numpy(), hi.numpy())
-        mesh = extract_mesh(field_or_mesh, p.resolution, bounds, seed_scaling=p.seed_scaling)
-    pred = _points_of(mesh, p.num_points, seed, dtype)[None]
-    target = gt_points[None]
+        gt_points = torch.as_tensor(gt, dtype=torch.float64)
+        if gt_points.dim() != 2 or gt_points.shape[-1] != 3 or len(gt_points) == 0:
+            raise ValueError(f"gt: expected points [M, 3] with M > 0, got {list(gt_points.shape)}")
+        gt_lo, gt_hi = gt_points.min(0).values.numpy(), gt_points.max(0).values.numpy()
+    target = p.sample(gt, seed + 1)[None]
+    mesh = (
+        prediction
+        if isinstance(prediction, trimesh.Trimesh)
+        else p.extract(prediction, gt_lo=gt_lo, gt_hi=gt_hi, level=level)
+    )
+    empty = len(mesh.faces) == 0
+    pred = p.sample(mesh, seed)[None]
 
-    if p.alignment in ("view_centric", "view_centric_xy_extent"):
-        if pred_rotation is None or gt_rotation is None:
-            raise ValueError(
-                f"{p.name}: view-centric alignment needs pred_rotation and gt_rotation"
-            )
-        pred = to_view_frame(pred, torch.as_tensor(pred_rotation, dtype=dtype)[None])
-        target = to_view_frame(target, torch.as_tensor(gt_rotation, dtype=dtype)[None])
+    if p.view_centric:
+        pred = to_view_frame(pred, _rotation("pred_rotation", pred_rotation, p.name))
+        target = to_view_frame(target, _rotation("gt_rotation", gt_rotation, p.name))
         if p.alignment == "view_centric_xy_extent":
-            pred, target = normalize_cloud(pred, "xy_extent"), normalize_cloud(target, "xy_extent")
-    elif p.alignment == "icp":
+            target = normalize_cloud(target, "xy_extent", center="centroid")
+            pred = normalize_cloud(pred, "xy_extent", center="centroid")
+    elif p.alignment == "icp" and not empty:
         pred = icp(pred, target, iterations=p.icp_iterations).aligned
-    elif p.alignment != "none":
-        raise ValueError(f"alignment: unknown {p.alignment!r}")
+    elif p.alignment == "rotation_search" and not empty:
+        best, _ = rotation_search(pred, target, rotation_grid(12, 5, 4))
+        pred = icp(pred @ best.transpose(1, 2), target, iterations=p.icp_iterations).aligned
+    if empty:  # the origin of the aligned frame, whatever the alignment
+        pred = torch.zeros_like(pred)
 
-    cd = chamfer_distance(pred, target, squared=p.squared)
+    distances = cloud_distances(pred, target)
+    cd = distances.chamfer(squared=p.squared)
     out = {
         "accuracy": cd.accuracy.item() * p.report_scale,
         "completeness": cd.completeness.item() * p.report_scale,
@@ -239,20 +340,17 @@ def evaluate(
         out["chamfer"] = cd.chamfer.item() * p.report_scale
     elif p.chamfer_reduction == "sum":
         out["chamfer"] = cd.total.item() * p.report_scale
-    elif p.chamfer_reduction != "separate":
-        raise ValueError(f"chamfer_reduction: unknown {p.chamfer_reduction!r}")
 
     if p.thresholds:
         thresholds = np.asarray(p.thresholds, dtype=np.float64)
         if p.threshold_units == "squared_distance":
-            distances = np.sqrt(thresholds)
+            radii = np.sqrt(thresholds)
         elif p.threshold_units == "fraction_of_side":
-            distances = thresholds * (hi - lo).max().item()
-        elif p.threshold_units == "distance":
-            distances = thresholds
+            side = p.side_length if p.side_length is not None else float((gt_hi - gt_lo).max())
+            radii = thresholds * side
         else:
-            raise ValueError(f"threshold_units: unknown {p.threshold_units!r}")
-        fs = f_score(pred, target, distances)
+            radii = thresholds
+        fs = distances.f_score(radii)
         for i, t in enumerate(p.thresholds):
             out[f"fscore@{t:g}"] = fs.fscore[0, i].item()
             out[f"precision@{t:g}"] = fs.precision[0, i].item()
@@ -260,6 +358,7 @@ def evaluate(
     if p.emd:
         n = min(pred.shape[1], target.shape[1])
         out["emd"] = earth_movers_distance(pred[:, :n], target[:, :n]).item() * p.emd_scale
+    out["empty"] = float(empty)
     return out
 
 

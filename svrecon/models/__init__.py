@@ -1,14 +1,40 @@
-"""The seed papers' models, assembled from svrecon's parts."""
+"""The seed papers' models, assembled from svrecon's parts, and the model registry.
+
+Every module of this package is imported here, so a model file that calls
+:func:`register_model` at import is all it takes to add a model.
+"""
+
+import importlib
+import pkgutil
 
 from .base import ReconstructionModel, batch_camera
 from .disn import DISN, DISN_WEIGHTS
+from .registry import (
+    MODELS,
+    ModelSpec,
+    build_model,
+    get_model,
+    register_model,
+    spec_of,
+    unregister_model,
+)
 from .sdf_srn import SDF_SRN_WEIGHTS, SDFSRN
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "DISN",
     "DISN_WEIGHTS",
+    "MODELS",
     "SDFSRN",
     "SDF_SRN_WEIGHTS",
+    "ModelSpec",
     "ReconstructionModel",
     "batch_camera",
+    "build_model",
+    "get_model",
+    "register_model",
+    "spec_of",
+    "unregister_model",
 ]

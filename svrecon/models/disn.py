@@ -14,6 +14,7 @@ from ..encoders import ConvEncoder, VGG16FeaturePyramid, sample_features
 from ..fields import DISNDecoder
 from ..losses import camera_point_cloud_loss, disn_sdf_loss
 from .base import ReconstructionModel, batch_camera
+from .registry import ModelSpec, register_model
 
 __all__ = ["DISN"]
 
@@ -96,12 +97,9 @@ class DISN(ReconstructionModel):
         if self.camera_head is not None:
             camera = self.predict_camera(pooled, camera)
         size = tuple(images.shape[-2:])
-
-        def field(points: torch.Tensor):
-            local = sample_features(maps, points, camera, size)
-            return self.decoder(points, global_feature, local)
-
-        return field
+        return self.decoder.bind(
+            global_feature, lambda points: sample_features(maps, points, camera, size)
+        )
 
     def forward(self, images: torch.Tensor, camera: Camera):
         return self.field_for(images, camera)
@@ -130,3 +128,27 @@ class DISN(ReconstructionModel):
         out = self.decoder(points, global_feature, local)
         terms["sdf"] = disn_sdf_loss(out.sdf * self.decoder.sdf_scale, values)
         return terms
+
+
+register_model(
+    ModelSpec(
+        name="disn",
+        cls=DISN,
+        presets={
+            # CPU-sized: a small conv encoder and narrower decoder streams; what the
+            # shipped checkpoint was trained with (docs/procedural.md).
+            "cpu": {
+                "encoder": "conv",
+                "camera": "gt",
+                "global_dim": 256,
+                "point_dims": (64, 128),
+                "head_dims": (128, 64),
+                "num_points": 1024,
+            },
+            "paper": {},
+        },
+        protocol="disn",
+        checkpoint="disn_procedural.pt",
+        summary="DISN (Xu et al. 2019): SDF from global and local image features, 3D-supervised",
+    )
+)

@@ -24,6 +24,7 @@ from ..losses import (
 )
 from ..renderers import SRNRayMarcher
 from .base import ReconstructionModel, batch_camera
+from .registry import ModelSpec, register_model
 
 __all__ = ["SDFSRN"]
 
@@ -91,7 +92,9 @@ class SDFSRN(ReconstructionModel):
     def forward(self, images: torch.Tensor):
         return self.field_for(images)
 
-    def sphere_loss(self, batch: Mapping[str, torch.Tensor], radius: float = 0.5) -> torch.Tensor:
+    def pretraining_loss(
+        self, batch: Mapping[str, torch.Tensor], radius: float = 0.5
+    ) -> torch.Tensor:
         """Sphere pretraining: every image's field fits ``|x| - radius`` on
         ``[-eikonal_range, eikonal_range]^3`` (SDF-SRN), and the marcher learns to stop
         on that sphere.
@@ -175,3 +178,28 @@ class SDFSRN(ReconstructionModel):
             "free_space": free_space,
             "eikonal": eikonal_loss(grad),
         }
+
+
+register_model(
+    ModelSpec(
+        name="sdf_srn",
+        cls=SDFSRN,
+        presets={
+            # CPU-sized: a small conv encoder and a narrower generated MLP; what the
+            # shipped checkpoint was trained with (docs/procedural.md).
+            "cpu": {
+                "encoder": "conv",
+                "latent_dim": 256,
+                "trunk_dims": (64, 64, 64),
+                "hidden_dims": (64,),
+                "num_rays": 512,
+            },
+            "paper": {},
+        },
+        protocol="sdf_srn",
+        checkpoint="sdf_srn_procedural.pt",
+        pretraining="sphere: every image's field fits |x| - 0.5 and the marcher learns to "
+        "stop on that sphere",
+        summary="SDF-SRN (Lin et al. 2020): single-view SDF from images, masks and cameras",
+    )
+)

@@ -12,16 +12,9 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .._math import safe_normalize
 from ..cameras.rays import RayBundle
-from ._common import (
-    Field,
-    check_finite_bounds,
-    default_level,
-    evaluate,
-    outside_value,
-    spatial_gradient,
-)
+from ..numerics import safe_normalize
+from ._common import Field, call_field, check_finite_bounds, spatial_gradient
 from .output import RenderOutput
 
 __all__ = ["LinearBinarySearch", "LinearSearch", "SphereTracer", "SurfaceSearch", "surface_output"]
@@ -38,8 +31,7 @@ class SurfaceSearch(ABC):
         self.level = level
 
     def _outside(self, field: Field, points: torch.Tensor) -> torch.Tensor:
-        out = evaluate(field, points)
-        return outside_value(out, default_level(out) if self.level is None else self.level)
+        return call_field(field, points).outside(self.level)
 
     @abstractmethod
     def search(self, field: Field, rays: RayBundle) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,7 +156,7 @@ class SphereTracer(SurfaceSearch):
         best_t, best_g = t.clone(), torch.full_like(t, float("inf"))
         t_prev, g_prev = t.clone(), torch.full_like(t, float("inf"))
         for _ in range(self.max_steps + 1):
-            out = evaluate(field, rays.points_at(t))
+            out = call_field(field, rays.points_at(t))
             if out.sdf is None:
                 raise ValueError("SphereTracer: the field must return an sdf")
             g = out.sdf - self._sdf_level

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .._checks import check_shape
+from ..checks import check_shape
 
 __all__ = ["SH_CONSTANTS", "sh_basis", "sh_shading"]
 

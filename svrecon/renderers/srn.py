@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._math import safe_normalize
 from ..cameras.rays import RayBundle
-from ._common import Field, evaluate, spatial_gradient
+from ..numerics import safe_normalize
+from ._common import Field, call_field, spatial_gradient
 from .output import RenderOutput
 
 __all__ = ["SRNRayMarcher"]
@@ -88,7 +88,7 @@ class SRNRayMarcher(nn.Module):
             z = torch.minimum(z, cap)
 
         def sdf_at(depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            out = evaluate(field, rays.points_at(rays.depth_to_distance(depth)))
+            out = call_field(field, rays.points_at(rays.depth_to_distance(depth)))
             if out.sdf is None:
                 raise ValueError("SRNRayMarcher: the field must return an sdf")
             return out.sdf, out.features
@@ -127,7 +127,7 @@ class SRNRayMarcher(nn.Module):
             out, _, grad = spatial_gradient(field, points, 0.0, create_graph=create_graph)
             surface_normals = safe_normalize(grad)
         else:
-            out, surface_normals = evaluate(field, points), None
+            out, surface_normals = call_field(field, points), None
         return RenderOutput(
             distance=distance,
             depth=depth,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._math import safe_normalize
 from ..cameras.rays import RayBundle
-from ._common import Field, check_finite_bounds, evaluate, spatial_gradient
+from ..numerics import safe_normalize
+from ._common import Field, call_field, check_finite_bounds, spatial_gradient
 from .output import RenderOutput
 
 __all__ = ["LaplaceDensity", "VolumeRenderer"]
@@ -116,7 +116,7 @@ class VolumeRenderer(nn.Module):
             )
             sample_normals = safe_normalize(grad).reshape(b, r, s, 3)
         else:
-            out = evaluate(field, points.reshape(b, r * s, 3))
+            out = call_field(field, points.reshape(b, r * s, 3))
         if out.sdf is None:
             raise ValueError("VolumeRenderer: the field must return an sdf")
         sdf = out.sdf.reshape(b, r, s)

@@ -1,0 +1,216 @@
+"""The subcommands of ``svrecon``: each is an ``add_*`` that declares its arguments
+and a ``run_*`` that does the work (imports are deferred, so ``svrecon --help`` stays
+fast)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from ..metrics import PROTOCOLS
+from ..models import MODELS, get_model
+from .errors import UsageError, at_least, positive_float
+
+DEFAULT_DATA = ".cache/procedural"
+
+
+def add_data(sub) -> None:
+    p = sub.add_parser("data", help="write the procedural dataset")
+    p.add_argument("--root", default=DEFAULT_DATA)
+    p.add_argument("--train-shapes", type=at_least(1), default=120, help="per category")
+    p.add_argument("--test-shapes", type=at_least(1), default=8, help="per category")
+    p.add_argument("--train-views", type=at_least(1), default=1)
+    p.add_argument("--test-views", type=at_least(1), default=2)
+    p.add_argument("--size", type=at_least(8), default=64)
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.set_defaults(run=run_data)
+
+
+def run_data(args) -> None:
+    from ..data import generate_procedural_dataset
+
+    path = generate_procedural_dataset(
+        args.root,
+        {"train": args.train_shapes, "test": args.test_shapes},
+        {"train": args.train_views, "test": args.test_views},
+        image_size=args.size,
+        seed=args.seed,
+    )
+    print(f"dataset: {path}")
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a registered model (torchrun-aware)")
+    p.add_argument("--model", choices=sorted(MODELS), required=True)
+    p.add_argument("--preset", default="cpu", help="a preset of the model (cpu, paper, ...)")
+    p.add_argument("--model-kwargs", help="JSON overrides of the model's arguments")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--out", default="runs/default")
+    p.add_argument("--iterations", type=at_least(1), default=2000)
+    p.add_argument("--batch-size", type=at_least(1), default=16)
+    p.add_argument("--lr", type=positive_float, default=1e-4)
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument(
+        "--pretrain-iterations",
+        "--sphere-iterations",
+        type=at_least(0),
+        default=0,
+        help="steps of the model's pretraining stage (SDF-SRN: the sphere)",
+    )
+    p.add_argument("--pretrain-lr", "--sphere-lr", type=positive_float,
+                   help="the pretraining stage's learning rate (default: --lr)")  # fmt: skip
+    p.add_argument("--checkpoint-every", type=at_least(1), default=500)
+    p.add_argument("--eval-every", type=at_least(0), default=0)
+    p.add_argument("--resume", help="a checkpoint.pt of the same run")
+    p.add_argument("--export", help="also write the weights alone here (as shipped)")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> None:
+    from ..data import ProceduralDataset
+    from ..engine import TrainConfig, export_weights, train
+
+    spec = get_model(args.model)
+    if args.preset not in spec.presets:
+        raise UsageError(f"--preset: {args.model} has {sorted(spec.presets)}, not {args.preset!r}")
+    try:
+        overrides = json.loads(args.model_kwargs or "{}")
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--model-kwargs: not valid JSON ({exc})") from None
+    if not isinstance(overrides, dict):
+        raise UsageError("--model-kwargs: expected a JSON object")
+    kwargs = spec.preset(args.preset, **overrides)
+    try:
+        spec.cls(**kwargs)  # a bad argument is the user's, reported before any work
+    except TypeError as exc:
+        raise UsageError(f"--model-kwargs: {exc}") from None
+    dataset = ProceduralDataset(args.data, "train")
+    if len(dataset) < args.batch_size:
+        raise UsageError(f"--batch-size: {args.batch_size} exceeds the {len(dataset)} items")
+    config = TrainConfig(
+        model=args.model, model_kwargs=kwargs, data_root=args.data, out_dir=args.out,
+        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        pretrain_iterations=args.pretrain_iterations, pretrain_lr=args.pretrain_lr,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+        protocol=None if args.eval_every else "procedural",
+    )  # fmt: skip
+    train(config, resume=args.resume, train_set=dataset)
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    print(f"checkpoint: {checkpoint}")
+    if args.export:
+        print(f"weights: {export_weights(checkpoint, args.export)}")
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score checkpoints on the test split")
+    p.add_argument("checkpoint", nargs="*")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="procedural")
+    p.add_argument("--items", type=at_least(1), default=None, help="at most this many shapes")
+    p.add_argument("--sphere", action="store_true", help="also score the fitted sphere")
+    p.add_argument("--table", help="also write per-item rows here (.csv or .json)")
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args) -> None:
+    from ..data import ProceduralDataset
+    from ..engine import evaluate_dataset, fit_sphere_baseline, load_model, sphere_mesh
+
+    if not args.checkpoint and not args.sphere:
+        raise UsageError("evaluate: give checkpoints to score, or --sphere")
+    if args.table and Path(args.table).suffix not in (".csv", ".json"):
+        raise UsageError(f"--table: expected a .csv or .json path, got {args.table}")
+    test = ProceduralDataset(args.data, "test")
+    models = [(str(path), load_model(path)) for path in args.checkpoint]
+    summaries, reports = {}, {}
+    if args.sphere:
+        radius = fit_sphere_baseline(ProceduralDataset(args.data, "train"))
+        name = f"sphere (r={radius:.3f})"
+        reports[name] = evaluate_dataset(
+            test, args.protocol, mesh=sphere_mesh(radius), max_items=args.items
+        )
+    for name, model in models:
+        reports[name] = evaluate_dataset(test, args.protocol, model=model, max_items=args.items)
+    for name, report in reports.items():
+        summaries[name] = report.summary
+    print(json.dumps(summaries, indent=1))
+    if args.table:
+        rows = [{"prediction": name, **row} for name, r in reports.items() for row in r.rows]
+        from ..engine.evaluation import EvaluationReport
+
+        table = EvaluationReport(args.protocol, rows)
+        path = (
+            table.to_csv(args.table) if args.table.endswith(".csv") else table.to_json(args.table)
+        )
+        print(f"table: {path}")
+
+
+def add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="image (+ mask) -> mesh and a picture")
+    p.add_argument("image")
+    p.add_argument("--mask", help="default: the image's alpha channel, else non-white pixels")
+    p.add_argument("--model", choices=sorted(MODELS), default=None,
+                   help="default: the checkpoint's model, or disn")  # fmt: skip
+    p.add_argument("--checkpoint", help="default: the shipped checkpoint of --model")
+    p.add_argument("--out", default="reconstruction.obj")
+    p.add_argument("--picture", help="default: --out with .png")
+    p.add_argument("--size", type=at_least(8), default=64)
+    p.add_argument("--azimuth", type=float, default=30.0, help="degrees (the input's camera)")
+    p.add_argument("--elevation", type=float, default=25.0, help="degrees")
+    p.add_argument("--resolution", type=at_least(8), default=64)
+    p.set_defaults(run=run_reconstruct)
+
+
+def run_reconstruct(args) -> None:
+    import torch
+
+    from ..data import view_camera
+    from ..engine import load_model, shipped_checkpoint
+    from ..mesh import export_mesh
+    from ..viz import novel_cameras, reconstruction_row, save_panel
+    from .images import load_image
+
+    if not (math.isfinite(args.azimuth) and math.isfinite(args.elevation)):
+        raise UsageError("--azimuth, --elevation: expected finite angles")
+    if abs(args.elevation) >= 90:
+        raise UsageError(f"--elevation: expected within (-90, 90) degrees, got {args.elevation}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".obj", ".ply", ".off", ".stl", ".glb"):
+        raise UsageError(f"--out: expected a mesh file (.obj .ply .off .stl .glb), got {out}")
+    if args.checkpoint is None:
+        model = load_model(shipped_checkpoint(args.model or "disn"))
+    else:
+        model = load_model(args.checkpoint, expect=args.model)
+    image, _ = load_image(args.image, args.mask, args.size)
+    camera = view_camera(
+        torch.tensor([math.radians(args.azimuth)]), torch.tensor([math.radians(args.elevation)]),
+        args.size,
+    )  # fmt: skip
+    (mesh,) = model.reconstruct(image, camera, resolution=args.resolution)
+    export_mesh(mesh, out)
+    print(f"mesh: {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)")
+    picture = Path(args.picture) if args.picture else out.with_suffix(".png")
+    row = reconstruction_row(image[0], mesh, camera, novel_cameras(args.size))
+    save_panel([row], picture, ["input", "input view", "novel 1", "novel 2", "novel 3"])
+    print(f"picture: {picture}")
+
+
+def add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="reconstruct held-out procedural shapes")
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--shapes", type=at_least(1), default=6)
+    p.add_argument("--seed", type=at_least(0), default=12345)
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> None:
+    from ..engine.demo import run_demo as demo
+
+    start = time.time()
+    demo(Path(args.out), shapes=args.shapes, seed=args.seed)
+    print(f"demo finished in {time.time() - start:.0f} s; outputs in {args.out}")
+
+
+COMMANDS = (add_data, add_train, add_evaluate, add_reconstruct, add_demo)

@@ -1,0 +1,98 @@
+"""The one item schema every dataset produces (``docs/data.md``), so that any model
+trains and evaluates on any dataset: :data:`ITEM_SCHEMA`, :func:`validate_item` and
+:func:`evaluation_indices`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["ITEM_SCHEMA", "ItemKey", "evaluation_indices", "validate_item"]
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """One key of an item: its shape (``H``, ``W``, ``N*`` are named sizes shared across
+    keys), dtype kind, whether every dataset must give it, and what it holds."""
+
+    shape: tuple
+    kind: str  # "float", "bool", "int"
+    required: bool
+    meaning: str
+
+
+ITEM_SCHEMA: dict[str, ItemKey] = {
+    "image": ItemKey((3, "H", "W"), "float", True, "RGB in [0, 1], white background"),
+    "mask": ItemKey(("H", "W"), "bool", True, "foreground silhouette"),
+    "intrinsics": ItemKey((3, 3), "float", True, "K in pixels, pixel centres at +0.5"),
+    "pose": ItemKey((3, 4), "float", True, "world-to-camera [R | t], OpenCV frame"),
+    "label": ItemKey((), "int", True, "category index into dataset.categories"),
+    "surface_points": ItemKey(("Ns", 3), "float", True, "ground-truth surface, world units"),
+    "surface_normals": ItemKey(("Ns", 3), "float", False, "unit outward normals"),
+    "sdf_points": ItemKey(("Nd", 3), "float", False, "SDF sample positions"),
+    "sdf_values": ItemKey(("Nd",), "float", False, "signed distance, negative inside"),
+    "occupancy_points": ItemKey(("No", 3), "float", False, "occupancy sample positions"),
+    "occupancy": ItemKey(("No",), "bool", False, "inside the shape"),
+    "depth": ItemKey(("H", "W"), "float", False, "camera z-depth, 0 off the shape"),
+    "normals_world": ItemKey((3, "H", "W"), "float", False, "unit normals, world frame"),
+    "normals_camera": ItemKey((3, "H", "W"), "float", False, "unit normals, camera frame"),
+    "part_labels": ItemKey(("H", "W"), "int", False, "part index, -1 off the shape"),
+    "albedo": ItemKey((3, "H", "W"), "float", False, "albedo in [0, 1]"),
+    "lighting": ItemKey((27,), "float", False, "SH coefficients, colour-major"),
+    "azimuth": ItemKey((), "float", False, "radians"),
+    "elevation": ItemKey((), "float", False, "radians"),
+    "shape_index": ItemKey((), "int", False, "index of the shape in its dataset"),
+    "view": ItemKey((), "int", False, "index of the view of the shape (-1: all)"),
+}
+
+_KINDS = {
+    "float": lambda t: t.is_floating_point(),
+    "bool": lambda t: t.dtype == torch.bool,
+    "int": lambda t: not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool,
+}
+
+
+def validate_item(item: dict) -> None:
+    """Check one (uncollated) item against :data:`ITEM_SCHEMA`: required keys present,
+    shapes and dtype kinds right, named sizes consistent, floats finite, images and
+    albedo in ``[0, 1]``. Raises ``ValueError`` naming the key."""
+    sizes: dict[str, int] = {}
+    for key, spec in ITEM_SCHEMA.items():
+        if key not in item:
+            if spec.required:
+                raise ValueError(f"item: missing required key {key!r} ({spec.meaning})")
+            continue
+        value = item[key]
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{key}: expected a tensor, got {type(value).__name__}")
+        ok = value.dim() == len(spec.shape)
+        for want, got in zip(spec.shape, value.shape, strict=False):
+            if isinstance(want, int):
+                ok &= want == got
+            else:
+                ok &= sizes.setdefault(want, got) == got
+        if not ok:
+            raise ValueError(f"{key}: expected shape {list(spec.shape)} ({sizes}), "
+                             f"got {list(value.shape)}")  # fmt: skip
+        if not _KINDS[spec.kind](value):
+            raise ValueError(f"{key}: expected a {spec.kind} tensor, got {value.dtype}")
+        if spec.kind == "float" and not torch.isfinite(value).all():
+            raise ValueError(f"{key}: contains NaN or infinite values")
+    for key in ("image", "albedo"):
+        if key in item and (item[key].min() < 0 or item[key].max() > 1):
+            raise ValueError(f"{key}: expected values in [0, 1]")
+
+
+def evaluation_indices(dataset, max_items: int | None = None) -> list[int]:
+    """The items a dataset is evaluated on: ``dataset.evaluation_indices()`` where it
+    defines it (one view per shape), else every item; the first ``max_items``."""
+    pick = getattr(dataset, "evaluation_indices", None)
+    indices = list(pick()) if pick is not None else list(range(len(dataset)))
+    if max_items is not None:
+        if max_items < 1:
+            raise ValueError(f"max_items: expected >= 1, got {max_items}")
+        indices = indices[:max_items]
+    if not indices:
+        raise ValueError("dataset: has no items to evaluate")
+    return indices
