@@ -57,22 +57,37 @@ def render_mesh(
     images = []
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
-    R, t = _camera_arrays(camera)
+    normals = np.asarray(mesh.face_normals, dtype=np.float64)
+    centres = vertices[faces].mean(1)
+    images = []
     for v in range(len(camera)):
-        grey = np.full(size * size, background)
+        mask, face = np.zeros(size * size, dtype=bool), None
         if len(faces):
-            cam = vertices @ R[v].T + t[v]
-            pix = camera[v].project(torch.from_numpy(vertices)[None].to(camera.dtype))
-            pix = pix[0].detach().double().cpu().numpy()
-            mask, _, face = _rasterize(pix[faces], cam[faces][..., 2], size)
-            normals = np.asarray(mesh.face_normals, dtype=np.float64)
-            centres = vertices[faces].mean(1)
-            eye = -R[v].T @ t[v]
-            view = centres - eye
-            view /= np.linalg.norm(view, axis=-1, keepdims=True)
-            grey[mask] = shade(normals, view)[face[mask]]
-        images.append(np.broadcast_to(grey.reshape(1, size, size), (3, size, size)))
+            pix, depth = _project(camera[v], vertices)
+            mask, _, face = _rasterize(pix[faces], depth[faces], size)
+        images.append(_paint(mask, face, normals, centres, camera[v], size, background))
     return torch.from_numpy(np.stack(images)).float()
+
+
+def _project(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels ``[N, 2]`` and camera depths ``[N]`` of world points ``[N, 3]`` seen by a
+    batch-1 ``camera``."""
+    R, t = _camera_arrays(camera)
+    depth = (points @ R[0].T + t[0])[:, 2]
+    pix = camera.project(torch.from_numpy(points)[None].to(camera.dtype))[0]
+    return pix.detach().double().cpu().numpy(), depth
+
+
+def _paint(mask, index, normals, positions, camera: Camera, size: int, background: float):
+    """``[3, size, size]`` grey image: pixel ``mask`` shaded with ``normals[index]`` seen
+    from ``camera`` at ``positions[index]``, ``background`` elsewhere."""
+    grey = np.full(size * size, background)
+    if mask.any():
+        R, t = _camera_arrays(camera)
+        view = positions[index[mask]] - (-R[0].T @ t[0])
+        view /= np.linalg.norm(view, axis=-1, keepdims=True)
+        grey[mask] = shade(normals[index[mask]], view)
+    return np.broadcast_to(grey.reshape(1, size, size), (3, size, size))
 
 
 def _cross(u: np.ndarray, w: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -127,14 +142,12 @@ def render_points(
     pixels within ``radius`` of its own, nearest point first, shaded by :func:`shade`."""
     pts = points.detach().double().cpu().numpy()
     nrm = normals.detach().double().cpu().numpy()
-    R, t = _camera_arrays(camera)
-    images = []
     offsets = [(dx, dy) for dx in range(-radius, radius + 1) for dy in range(-radius, radius + 1)
                if dx * dx + dy * dy <= radius * radius]  # fmt: skip
+    images = []
     for v in range(len(camera)):
-        depth = (pts @ R[v].T + t[v])[:, 2]
-        pix = camera[v].project(torch.from_numpy(pts)[None].to(camera.dtype))[0]
-        pix = np.floor(pix.detach().double().cpu().numpy()).astype(np.int64)
+        pix, depth = _project(camera[v], pts)
+        pix = np.floor(pix).astype(np.int64)
         ids, dep, owner = [], [], []
         for dx, dy in offsets:
             x, y = pix[:, 0] + dx, pix[:, 1] + dy
@@ -144,10 +157,5 @@ def render_points(
             owner.append(np.nonzero(ok)[0])
         mask, _, index = _zbuffer(np.concatenate(ids), np.concatenate(dep),
                                   np.concatenate(owner), size)  # fmt: skip
-        grey = np.full(size * size, background)
-        eye = -R[v].T @ t[v]
-        view = pts - eye
-        view /= np.linalg.norm(view, axis=-1, keepdims=True)
-        grey[mask] = shade(nrm, view)[index[mask]]
-        images.append(np.broadcast_to(grey.reshape(1, size, size), (3, size, size)))
+        images.append(_paint(mask, index, nrm, pts, camera[v], size, background))
     return torch.from_numpy(np.stack(images)).float()
