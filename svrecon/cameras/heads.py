@@ -35,10 +35,12 @@ class EulerTrigHead(nn.Module):
 
 
 class Rotation6DHead(nn.Module):
-    """DISN's camera head: 6D rotation (Zhou et al.) + translation (+ optional scale).
+    """DISN's camera head: 6D rotation + translation (+ optional scale).
 
     ``forward -> (pose [B, 3, 4], scale [B] or None)``. The rotation starts at the
-    identity and the translation at ``initial_translation``.
+    identity and the translation at ``initial_translation``. ``layout="rows"`` (the
+    default) reads the 6D vectors as rows of the rotation, as DISN Eq. 1 and its code
+    do; ``"columns"`` is Zhou et al.'s convention (see :func:`rotation_6d_to_matrix`).
     """
 
     def __init__(
@@ -46,9 +48,12 @@ class Rotation6DHead(nn.Module):
         in_dim: int,
         predict_scale: bool = False,
         initial_translation: tuple[float, float, float] = (0.0, 0.0, 2.5),
+        layout: str = "rows",
     ) -> None:
         super().__init__()
-        self.in_dim, self.predict_scale = in_dim, predict_scale
+        if layout not in ("columns", "rows"):
+            raise ValueError(f"layout: expected 'columns' or 'rows', got {layout!r}")
+        self.in_dim, self.predict_scale, self.layout = in_dim, predict_scale, layout
         self.linear = nn.Linear(in_dim, 9 + int(predict_scale))
         with torch.no_grad():
             self.linear.weight.mul_(0.01)
@@ -61,7 +66,7 @@ class Rotation6DHead(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         check_shape("features", features, ("B", self.in_dim))
         out = self.linear(features)
-        R = rotation_6d_to_matrix(out[:, :6])
+        R = rotation_6d_to_matrix(out[:, :6], self.layout)
         pose = torch.cat([R, out[:, 6:9, None]], dim=-1)
         return pose, (out[:, 9] if self.predict_scale else None)
 

@@ -9,6 +9,8 @@ conventions follow :class:`scipy.spatial.transform.Rotation`: three letters from
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from ..checks import check_shape, safe_eps
@@ -167,25 +169,37 @@ def matrix_to_euler_trig(matrix: torch.Tensor, convention: str) -> torch.Tensor:
     return torch.stack([angles.cos(), angles.sin()], dim=-1).flatten(-2)
 
 
-def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
-    """Zhou et al. (CVPR 2019) 6D representation ``[..., 6]`` to ``[..., 3, 3]``.
+def rotation_6d_to_matrix(
+    d6: torch.Tensor, layout: Literal["columns", "rows"] = "columns"
+) -> torch.Tensor:
+    """The 6D representation ``[..., 6]`` to rotations ``[..., 3, 3]``.
 
-    ``d6 = [a1, a2]`` are the first two *columns* of the rotation (as in the paper
-    and DISN; PyTorch3D uses rows). Gram-Schmidt: ``x = a1/|a1|``,
-    ``z = N(x x a2)``, ``y = z x x``, ``R = [x | y | z]``. Raises ``ValueError``
-    when ``a1`` has zero norm or ``a2`` is parallel to it.
+    Gram-Schmidt on ``d6 = [a1, a2]``: ``x = a1/|a1|``, ``z = N(x x a2)``,
+    ``y = z x x``. ``layout="columns"``: ``R = [x | y | z]`` (Zhou et al., CVPR 2019);
+    ``layout="rows"``: ``x, y, z`` are the rows of ``R`` (DISN Eq. 1 and its code,
+    which computes ``points @ [x | y | z]``; PyTorch3D also uses rows). Raises
+    ``ValueError`` when ``a1`` has zero norm or ``a2`` is parallel to it.
     """
+    if layout not in ("columns", "rows"):
+        raise ValueError(f"layout: expected 'columns' or 'rows', got {layout!r}")
     check_shape("d6", d6, ("...", 6))
     a1, a2 = d6[..., :3], d6[..., 3:]
     x = _unit(a1, "d6: the first 3-vector has zero norm; no rotation can be built")
     z = _unit(torch.linalg.cross(x, a2), "d6: the second 3-vector is zero or parallel to the first")
     y = torch.linalg.cross(z, x)
-    return torch.stack([x, y, z], dim=-1)
+    return torch.stack([x, y, z], dim=-1 if layout == "columns" else -2)
 
 
-def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices ``[..., 3, 3]`` to the 6D representation ``[..., 6]``."""
+def matrix_to_rotation_6d(
+    matrix: torch.Tensor, layout: Literal["columns", "rows"] = "columns"
+) -> torch.Tensor:
+    """Rotation matrices ``[..., 3, 3]`` to the 6D representation ``[..., 6]``: the
+    first two columns (or rows) of each, the inverse of :func:`rotation_6d_to_matrix`."""
     check_shape("matrix", matrix, ("...", 3, 3))
+    if layout not in ("columns", "rows"):
+        raise ValueError(f"layout: expected 'columns' or 'rows', got {layout!r}")
+    if layout == "rows":
+        return torch.cat([matrix[..., 0, :], matrix[..., 1, :]], dim=-1)
     return torch.cat([matrix[..., :, 0], matrix[..., :, 1]], dim=-1)
 
 

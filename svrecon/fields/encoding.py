@@ -44,10 +44,7 @@ class PositionalEncoding(nn.Module):
         self.layout = layout
         self.include_input = include_input
         self.in_dim = in_dim
-        scale = math.pi if layout == "sdf_srn" else 1.0
-        self.register_buffer(
-            "frequencies", scale * 2.0 ** torch.arange(num_frequencies), persistent=False
-        )
+        self.scale = math.pi if layout == "sdf_srn" else 1.0
 
     @property
     def out_dim(self) -> int:
@@ -55,7 +52,10 @@ class PositionalEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_shape("x", x, ("...", self.in_dim))
-        freq = self.frequencies.to(x.dtype)
+        # Built in the input's dtype (pi * 2^k rounded once), so float64 runs are exact.
+        freq = self.scale * torch.exp2(
+            torch.arange(self.num_frequencies, dtype=x.dtype, device=x.device)
+        )
         if self.layout == "sdf_srn":
             spectrum = x[..., :, None] * freq  # [..., D, L]
             enc = torch.cat([spectrum.sin(), spectrum.cos()], dim=-1).flatten(-2)
