@@ -19,7 +19,7 @@ from svrecon.engine import TrainConfig, load_checkpoint, load_model, save_checkp
 from svrecon.models import DISN, SDFSRN
 
 TINY_SDF_SRN = dict(encoder="conv", latent_dim=32, trunk_dims=(16, 16), hidden_dims=(16,),
-                    num_rays=64, silhouette_samples=3)  # fmt: skip
+                    num_rays=64, silhouette_samples=3, eikonal_points=128)  # fmt: skip
 TINY_DISN = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(16,),
                  num_points=256)  # fmt: skip
 

@@ -52,3 +52,115 @@ def test_disn_camera_head_reads_rows():
     rows = torch.tensor([[S, S, 0], [0, 0, 1], [S, -S, 0]], dtype=f64)
     torch.testing.assert_close(pose[0, :, :3], rows)
     assert Rotation6DHead(4, layout="columns").layout == "columns"
+
+
+# --- SDF-SRN (section 7.2-7.4) -----------------------------------------------------------
+
+
+def _sdf_srn(**kw):
+    from svrecon.models import SDFSRN
+
+    args = dict(encoder="conv", latent_dim=16, trunk_dims=(16, 16), hidden_dims=(16,),
+                num_rays=16 * 16, silhouette_samples=3, eikonal_points=64)  # fmt: skip
+    return SDFSRN(**{**args, **kw})
+
+
+def _batch(masks):
+    """Images 0.5 grey on the mask, white elsewhere, seen by the NMR camera."""
+    from svrecon.data import view_camera
+
+    masks = torch.stack(masks)
+    b = len(masks)
+    images = torch.where(masks[:, None], 0.5, 1.0).expand(-1, 3, -1, -1).contiguous()
+    camera = view_camera(torch.linspace(0, 1, b), torch.full((b,), 0.3), 16)
+    return {"image": images, "mask": masks, "intrinsics": camera.K, "pose": camera.pose}
+
+
+def _disc(radius=4):
+    i = torch.arange(16)[:, None] + 0.5 - 8
+    j = torch.arange(16)[None] + 0.5 - 8
+    return i * i + j * j < radius * radius
+
+
+def test_sdf_srn_colour_loss_covers_every_ray_background_toward_white():
+    from svrecon.renderers import RenderOutput
+
+    torch.manual_seed(0)
+    masks = [_disc(), _disc(5)]
+    batch = _batch(masks)
+
+    def grey_marcher(field, rays):  # renders 0.5 grey everywhere
+        b, r = rays.near.shape
+        z = torch.zeros(b, r)
+        return RenderOutput(distance=z, depth=z, points=torch.zeros(b, r, 3),
+                            mask=z.bool(), opacity=z, rgb=torch.full((b, r, 3), 0.5),
+                            marched_values=torch.zeros(b, r, 4))  # fmt: skip
+
+    for rays, expected in (("all", None), ("foreground", 0.0)):
+        model = _sdf_srn(rgb_rays=rays)
+        model._march = grey_marcher
+        colour = model.compute_losses(batch)["rgb"].item()
+        if expected is None:  # every pixel is sampled: error 0.25 on background pixels
+            background = 1 - torch.stack(masks).float().mean().item()
+            expected = 0.25 * background
+        assert colour == pytest.approx(expected, abs=1e-6)
+
+
+def test_sdf_srn_an_empty_or_full_mask_keeps_the_batch_finite():
+    torch.manual_seed(0)
+    model = _sdf_srn()
+    batch = _batch([torch.zeros(16, 16, dtype=torch.bool), torch.ones(16, 16, dtype=torch.bool),
+                    _disc()])  # fmt: skip
+    losses = model.losses(batch)
+    assert all(torch.isfinite(v) for v in losses.values()), losses
+    losses["total"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_sdf_srn_paper_recipe_is_the_default():
+    from svrecon.models import SDFSRN, get_model
+
+    model = SDFSRN(encoder="conv", latent_dim=16)
+    hyper = model.field.trunk.hyper[0]
+    widths = [m.out_features for m in hyper if isinstance(m, torch.nn.Linear)][:-1]
+    assert widths == [512] * 5  # 5 hidden layers of 512 (both authors' configs)
+    assert model.eikonal_points == 10_000 and model.silhouette_samples == 5
+    assert model.silhouette_depths == (2.0, 3.5) and model.start_depth == 2.0
+    spec = get_model("sdf_srn")
+    assert spec.build("paper_airplane").loss_weights["silhouette"] == 1.0
+    p3d = spec.preset("paper_pascal3d")
+    assert p3d["start_depth"] == 1.2 and p3d["latent_dim"] == 256
+    assert p3d["loss_weights"] == {"rgb": 10.0, "eikonal": 1.0}
+
+
+def test_sdf_srn_silhouette_depths_and_march_start():
+    torch.manual_seed(0)
+    model = _sdf_srn()
+    batch = _batch([_disc(), _disc(3)])
+    seen = {}
+    field_for = model.field_for
+
+    def recording(images, camera=None):
+        field = field_for(images, camera)
+
+        def wrapped(points):
+            seen.setdefault("silhouette", points.detach())  # the first call: Eq. 4's samples
+            return field(points)
+
+        return wrapped
+
+    model.field_for = recording
+    starts = []
+    march = model.marcher.forward
+    model.marcher.forward = lambda f, r, initial_depth=None, **k: (
+        starts.append(initial_depth),
+        march(f, r, initial_depth=initial_depth, **k),
+    )[1]
+    model.compute_losses(batch)
+    depth = (seen["silhouette"] @ batch["pose"][:, 2, :3][:, :, None])[..., 0] + batch["pose"][
+        :, 2, 3][:, None]  # fmt: skip
+    assert depth.min() >= 2.0 - 1e-5 and depth.max() <= 3.5 + 1e-5
+    assert depth.max() - depth.min() > 1.0  # spread over the range, not one depth
+    assert torch.equal(starts[0], torch.full_like(starts[0], 2.0))

@@ -14,12 +14,15 @@ def weighted_mean(
 
     ``weight`` and ``mask`` broadcast against ``loss``. An empty selection (or zero
     total weight) gives ``0`` that still depends on ``loss``, so gradients are zero,
-    never NaN (the SDF-SRN code's behaviour).
+    never NaN (the SDF-SRN code's behaviour). Entries outside the selection are never
+    read: a NaN there does not reach the result.
     """
     w = torch.ones_like(loss) if weight is None else weight.to(loss.dtype).expand_as(loss)
     if mask is not None:
-        w = w * mask.to(loss.dtype).expand_as(loss)
+        w = torch.where(mask.expand_as(loss).bool(), w, torch.zeros_like(w))
+    selected = torch.where(w > 0, loss, torch.zeros_like(loss))
+    w = torch.where(w > 0, w, torch.zeros_like(w))
     total = w.sum()
     if total <= 0:
-        return (loss * 0).sum()
-    return (w * loss).sum() / total
+        return selected.sum() * 0
+    return (w * selected).sum() / total

@@ -28,6 +28,19 @@ from .registry import ModelSpec, register_model
 
 __all__ = ["SDFSRN"]
 
+
+def _silhouette_distance(masks: torch.Tensor) -> torch.Tensor:
+    """:func:`distance_transform` of the masks ``[B, H, W]``; for an empty mask (all
+    distances infinite) the distance of each pixel to the first pixel centre outside
+    the image instead, a valid bound when the shape lies outside the view."""
+    dist = distance_transform(masks)
+    _, h, w = masks.shape
+    rows = torch.arange(h, device=masks.device, dtype=dist.dtype)[:, None]
+    cols = torch.arange(w, device=masks.device, dtype=dist.dtype)[None, :]
+    border = torch.minimum(torch.minimum(rows + 1, h - rows), torch.minimum(cols + 1, w - cols))
+    return torch.where(torch.isinf(dist), border, dist)
+
+
 #: SDF-SRN's loss weights (ShapeNet): colour 1, silhouette 3, ray intersection 1,
 #: free space 0.1, eikonal 0.01.
 SDF_SRN_WEIGHTS = {"rgb": 1.0, "silhouette": 3.0, "intersection": 1.0, "free_space": 0.1,
@@ -40,16 +53,30 @@ class SDFSRN(ReconstructionModel):
     Args:
         encoder: ``"resnet18"`` (the paper), ``"conv"`` (:class:`ConvEncoder`, CPU
             sized) or a module mapping images to ``{"shape": [B, latent_dim]}``.
-        latent_dim: the shape code's size (the paper: 512).
+        latent_dim: the shape code's size (the paper: 512 ShapeNet, 256 Pascal3D+).
         trunk_dims, hidden_dims: the generated MLP's widths and the hyper-MLPs' widths
-            (the paper: ``(128,) * 4`` and ``(512,) * 4``).
+            (the paper and both authors' configs: ``(128,) * 4`` and ``(512,) * 5``).
         num_rays: pixels sampled per image per step (the paper: 1024).
-        silhouette_samples: depths sampled on each background ray for Eq. 4.
-        bounding_radius: rays are clipped to this sphere: the silhouette depths are
-            drawn inside it and the marcher starts where a ray enters it.
-        eikonal_range: the eikonal term samples ``[-eikonal_range, eikonal_range]^3``
-            (the paper's ``sdf_range``: 1).
+        silhouette_samples: depths sampled on each background ray for Eq. 4 (5).
+        silhouette_depths: ``(near, far)`` camera z-depths between which Eq. 4's depths
+            are drawn uniformly (the code: ``(2, 3.5)`` for the NMR camera at 2.732);
+            ``None``: uniform along the ray inside the bounding sphere.
+        start_depth: the z-depth where the marcher starts (2.0 ShapeNet, 1.2 Pascal3D+);
+            ``None``: where the ray enters the bounding sphere.
+        bounding_radius: rays are clipped to this sphere (misses have no silhouette
+            samples and no marched surface).
+        eikonal_points: uniform points per sample for the eikonal term (the code:
+            10 000), in ``[-eikonal_range, eikonal_range]^3`` (``sdf_range``: 1).
+        rgb_rays: ``"all"`` (Eq. 8: every sampled ray, background rays toward the
+            white background) or ``"foreground"`` (the mask's rays only, what svrecon
+            did before 0.1; kept to reproduce the first shipped checkpoint).
         loss_weights: overrides of :data:`SDF_SRN_WEIGHTS`.
+
+    An image with an empty mask has no distance transform (every distance is
+    infinite); its silhouette bound then uses the distance to the image's border (the
+    shape, if any, lies outside the image), so the item contributes finite terms and
+    the rest of the batch trains as usual. A full mask has no background rays; Eq. 4
+    and the background half of the ray loss are then zero for it.
     """
 
     def __init__(
@@ -57,20 +84,33 @@ class SDFSRN(ReconstructionModel):
         encoder: str = "resnet18",
         latent_dim: int = 512,
         trunk_dims: tuple[int, ...] = (128, 128, 128, 128),
-        hidden_dims: tuple[int, ...] = (512, 512, 512, 512),
+        hidden_dims: tuple[int, ...] = (512, 512, 512, 512, 512),
         num_rays: int = 1024,
         silhouette_samples: int = 5,
+        silhouette_depths: tuple[float, float] | None = (2.0, 3.5),
+        start_depth: float | None = 2.0,
         bounding_radius: float = 0.6,
+        eikonal_points: int = 10_000,
         eikonal_range: float = 1.0,
+        rgb_rays: str = "all",
         loss_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
+        if rgb_rays not in ("all", "foreground"):
+            raise ValueError(f"rgb_rays: expected 'all' or 'foreground', got {rgb_rays!r}")
+        if silhouette_depths is not None and not 0 < silhouette_depths[0] < silhouette_depths[1]:
+            raise ValueError(f"silhouette_depths: expected 0 < near < far, got {silhouette_depths}")
         self.config = dict(
             encoder=encoder, latent_dim=latent_dim, trunk_dims=tuple(trunk_dims),
             hidden_dims=tuple(hidden_dims), num_rays=num_rays,
-            silhouette_samples=silhouette_samples, bounding_radius=bounding_radius,
-            eikonal_range=eikonal_range, loss_weights=dict(loss_weights or {}),
+            silhouette_samples=silhouette_samples,
+            silhouette_depths=None if silhouette_depths is None else tuple(silhouette_depths),
+            start_depth=start_depth, bounding_radius=bounding_radius,
+            eikonal_points=eikonal_points, eikonal_range=eikonal_range, rgb_rays=rgb_rays,
+            loss_weights=dict(loss_weights or {}),
         )  # fmt: skip
+        self.silhouette_depths, self.start_depth = silhouette_depths, start_depth
+        self.eikonal_points, self.rgb_rays = eikonal_points, rgb_rays
         codes = {"shape": latent_dim}
         if encoder == "resnet18":
             self.encoder = ResNetEncoder("resnet18", codes)
@@ -135,8 +175,12 @@ class SDFSRN(ReconstructionModel):
         return rays, sample
 
     def _march(self, field, rays):
-        """The marcher from where each ray enters the bounding sphere."""
-        return self.marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
+        """The marcher from ``start_depth`` (or where each ray enters the bounding
+        sphere)."""
+        if self.start_depth is None:
+            return self.marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
+        start = torch.full_like(rays.near, self.start_depth)
+        return self.marcher(field, rays, initial_depth=start)
 
     def compute_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Terms ``rgb``, ``silhouette``, ``intersection``, ``free_space``, ``eikonal``
@@ -147,7 +191,7 @@ class SDFSRN(ReconstructionModel):
         field = self.field_for(images)
         rays, sample = self._rays(images, camera)
         mask = gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5
-        dist = gather_pixels(distance_transform(masks)[:, None], sample.indices)[..., 0]
+        dist = gather_pixels(_silhouette_distance(masks)[:, None], sample.indices)[..., 0]
         rgb = gather_pixels(images, sample.indices)
         weight = importance_weights(dist)
 
@@ -155,20 +199,25 @@ class SDFSRN(ReconstructionModel):
         u = torch.rand(
             *rays.near.shape, self.silhouette_samples, device=images.device, dtype=images.dtype
         )
-        t = rays.near[..., None] + (rays.far - rays.near)[..., None] * u
+        if self.silhouette_depths is None:
+            t = rays.near[..., None] + (rays.far - rays.near)[..., None] * u
+        else:
+            near, far = self.silhouette_depths
+            t = rays.depth_to_distance(near + (far - near) * u)
         points = rays.origins[:, :, None] + t[..., None] * rays.directions[:, :, None]
         sdf = field(points.reshape(b, -1, 3)).sdf.reshape(t.shape)
         bound = silhouette_lower_bound(camera, sample.pixels, dist, rays.distance_to_depth(t))
         silhouette = silhouette_sdf_loss(sdf, bound, ~mask, weight)
 
-        # Eq. 7 and the colour loss, through the LSTM marcher.
+        # Eq. 7 and the colour loss (Eq. 8), through the LSTM marcher.
         out = self._march(field, rays)
         intersection = ray_intersection_loss(out.marched_values, mask, weight)
         free_space = ray_free_space_loss(out.marched_values)
-        colour = masked_mse_loss(out.rgb, rgb, mask)
+        colour_rays = torch.ones_like(mask) if self.rgb_rays == "all" else mask
+        colour = masked_mse_loss(out.rgb, rgb, colour_rays)
 
         uniform = (
-            torch.rand(b, 512, 3, device=images.device, dtype=images.dtype) * 2 - 1
+            torch.rand(b, self.eikonal_points, 3, device=images.device, dtype=images.dtype) * 2 - 1
         ) * self.eikonal_range
         _, grad = sdf_gradient(field, uniform, create_graph=True)
         return {
@@ -187,14 +236,29 @@ register_model(
         presets={
             # CPU-sized: a small conv encoder and a narrower generated MLP; what the
             # shipped checkpoint was trained with (docs/procedural.md).
+            # It samples Eq. 4 inside the bounding sphere, starts marching where rays
+            # enter it and draws 512 eikonal points (the paper: z in [2, 3.5], start
+            # 2.0, 10 000 points).
             "cpu": {
                 "encoder": "conv",
                 "latent_dim": 256,
                 "trunk_dims": (64, 64, 64),
                 "hidden_dims": (64,),
                 "num_rays": 512,
+                "silhouette_depths": None,
+                "start_depth": None,
+                "eikonal_points": 512,
             },
+            # ShapeNet (NMR renders): the constructor's defaults.
             "paper": {},
+            "paper_airplane": {"loss_weights": {"silhouette": 1.0}},
+            # Pascal3D+ (orthographic cameras come with the data): latent 256, start
+            # depth 1.2, lambda_RGB 10, lambda_eikonal 1.
+            "paper_pascal3d": {
+                "latent_dim": 256,
+                "start_depth": 1.2,
+                "loss_weights": {"rgb": 10.0, "eikonal": 1.0},
+            },
         },
         protocol="sdf_srn",
         checkpoint="sdf_srn_procedural.pt",
