@@ -46,7 +46,10 @@ def occupancy_photometric_loss(
     dims = check_shape("pred", pred, ("B", "R", "C"))
     check_shape("target", target, ("B", "R", dims["C"]), dims)
     check_shape("mask", mask, ("B", "R"), dims)
-    return weighted_mean((pred - target).abs().sum(-1), mask=mask)
+    m = mask.bool()[..., None]
+    zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
+    error = (torch.where(m, pred, zero) - torch.where(m, target, zero)).abs().sum(-1)
+    return weighted_mean(error, mask=mask)
 
 
 def occupancy_pretraining_losses(

@@ -23,13 +23,23 @@ def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
     return ((safe_norm(gradients) - 1) ** 2).mean()
 
 
-def _photometric(error, mask):
-    if mask is None:
-        return error.mean()
-    m = mask.to(error.dtype)
-    while m.dim() < error.dim():
+def _expand_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    m = mask.bool()
+    while m.dim() < like.dim():
         m = m[..., None]
-    return weighted_mean(error, m.expand_as(error))
+    return m.expand_as(like)
+
+
+def _photometric(error_fn, pred, target, mask):
+    """``error_fn(pred, target)`` averaged over the masked entries. Masked-out entries
+    are replaced before the error is taken, so a NaN there reaches neither the value
+    nor the gradient."""
+    if mask is None:
+        return error_fn(pred, target).mean()
+    m = _expand_mask(mask, pred)
+    zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
+    error = error_fn(torch.where(m, pred, zero), torch.where(m, target, zero))
+    return weighted_mean(error, mask=m)
 
 
 def masked_l1_loss(
@@ -41,7 +51,7 @@ def masked_l1_loss(
     mask gives 0 with zero gradients.
     """
     _check_pair(pred, target, mask)
-    return _photometric((pred - target).abs(), mask)
+    return _photometric(lambda p, t: (p - t).abs(), pred, target, mask)
 
 
 def masked_mse_loss(
@@ -51,7 +61,7 @@ def masked_mse_loss(
     render loss, weight 1; SDF-SRN uses all sampled rays). Shapes as
     :func:`masked_l1_loss`."""
     _check_pair(pred, target, mask)
-    return _photometric((pred - target) ** 2, mask)
+    return _photometric(lambda p, t: (p - t) ** 2, pred, target, mask)
 
 
 def _check_pair(pred, target, mask):
