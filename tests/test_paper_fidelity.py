@@ -164,3 +164,43 @@ def test_sdf_srn_silhouette_depths_and_march_start():
     assert depth.min() >= 2.0 - 1e-5 and depth.max() <= 3.5 + 1e-5
     assert depth.max() - depth.min() > 1.0  # spread over the range, not one depth
     assert torch.equal(starts[0], torch.full_like(starts[0], 2.0))
+
+
+# --- MSU (section 7.10) --------------------------------------------------------------------
+
+
+def test_msu_silhouette_loss_corrects_wrongly_covered_pixels():
+    from svrecon.data import view_camera
+    from svrecon.fields import FieldOutput
+    from svrecon.losses import occupancy_silhouette_loss, searched_occupancy
+    from svrecon.renderers import LinearBinarySearch
+
+    radius = torch.tensor(0.5, dtype=f64, requires_grad=True)  # a too-large blob
+
+    def blob(points):
+        return FieldOutput(occupancy=torch.sigmoid(40 * (radius - points.norm(dim=-1))))
+
+    camera = view_camera(torch.tensor([0.4]), torch.tensor([0.3]), 24).to(f64)
+    rays, _ = camera.rays(24, 24).intersect_sphere(0.8)
+    target = camera.rays(24, 24)
+    o, d = target.origins, target.directions
+    closest = (o - (o * d).sum(-1, keepdim=True) * d).norm(dim=-1)
+    mask = closest < 0.3  # the silhouette of a sphere of radius 0.3
+    search = LinearBinarySearch(64, 8)
+
+    out = search(blob, rays)
+    hits = out.mask & ~mask  # covered by the blob, outside the silhouette
+    assert hits.sum() > 20
+    # Through the render's own surface value the hit rays pass no gradient (Eq. 5 as
+    # implemented by implicit differentiation); at the detached point they do.
+    (held,) = torch.autograd.grad(out.surface_value[hits].sum(), radius, allow_unused=True)
+    assert held is None or held.abs() < 1e-9
+    (free,) = torch.autograd.grad(searched_occupancy(blob, out)[hits].sum(), radius)
+    assert free.abs() > 1e-3
+    opt = torch.optim.Adam([radius], lr=0.02)
+    for _ in range(15):
+        loss = occupancy_silhouette_loss(searched_occupancy(blob, search(blob, rays)), mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert radius.item() < 0.42  # the blob shrank toward the silhouette's 0.3

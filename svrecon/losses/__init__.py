@@ -10,6 +10,7 @@ from .occupancy import (
     occupancy_photometric_loss,
     occupancy_pretraining_losses,
     occupancy_silhouette_loss,
+    searched_occupancy,
 )
 from .ray import ray_free_space_loss, ray_intersection_loss
 from .regularizers import (
@@ -54,6 +55,7 @@ __all__ = [
     "occupancy_photometric_loss",
     "occupancy_pretraining_losses",
     "occupancy_silhouette_loss",
+    "searched_occupancy",
     "r1_penalty",
     "ray_free_space_loss",
     "ray_intersection_loss",

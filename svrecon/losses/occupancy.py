@@ -13,7 +13,26 @@ __all__ = [
     "occupancy_photometric_loss",
     "occupancy_pretraining_losses",
     "occupancy_silhouette_loss",
+    "searched_occupancy",
 ]
+
+
+def searched_occupancy(field, render) -> torch.Tensor:
+    """``D_S(x)`` ``[B, R]`` for MSU Eq. 5: the occupancy at each ray's searched point
+    ``x = P^-1 u`` (``render.points`` of a surface search) with the point **detached**,
+    so only the field's parameters carry gradient.
+
+    Through the search's implicit differentiation the hit value is held at the level
+    (0.5) whatever the field does, so ``render.surface_value`` gives no gradient on hit
+    rays and a wrongly covered pixel could never be uncovered (seed-implementations
+    section 7.10). Evaluating at the detached point lets it.
+    """
+    from ..fields import call_field
+
+    out = call_field(field, render.points.detach())
+    if out.occupancy is None:
+        raise ValueError("field: MSU's silhouette loss needs an occupancy field, got an SDF")
+    return out.occupancy
 
 
 def occupancy_silhouette_loss(
@@ -22,11 +41,13 @@ def occupancy_silhouette_loss(
     """``mean_j |o(x_j) - o_j|`` with ``o_j = 0.5`` inside the silhouette, 0 outside
     (MSU Eq. 5).
 
-    ``occupancy`` ``[B, R]``: the field at each pixel's ray point, e.g. the
-    ``surface_value`` of a :class:`~svrecon.renderers.LinearBinarySearch` render (the
-    first interior point, refined to the 0.5 level, or the most occupied point of a
-    missed ray); ``mask`` ``[B, R]``. Averaged over the pixels of each image
-    (``1 / (W H)``) and then over the batch.
+    ``occupancy`` ``[B, R]``: the field at each pixel's searched point with the point
+    detached, :func:`searched_occupancy` of a
+    :class:`~svrecon.renderers.LinearBinarySearch` render (the first interior point,
+    refined to the 0.5 level, or the most occupied point of a missed ray); not the
+    render's ``surface_value``, which implicit differentiation holds constant on hits.
+    ``mask`` ``[B, R]``. Averaged over the pixels of each image (``1 / (W H)``) and
+    then over the batch.
     """
     dims = check_shape("occupancy", occupancy, ("B", "R"))
     check_shape("mask", mask, ("B", "R"), dims)
