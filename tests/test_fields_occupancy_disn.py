@@ -114,11 +114,11 @@ def test_sample_features_projects_and_concatenates():
     pixels = torch.rand(2, 7, 2, dtype=f64) * 30 + 1
     points = cam.unproject(pixels, torch.full((2, 7), 3.0, dtype=f64))
     maps = [torch.randn(2, 3, 32, 32, dtype=f64), torch.randn(2, 4, 16, 16, dtype=f64)]
-    out = sample_features(maps, points, cam, (32, 32))
+    out = sample_features(maps, points, cam, (32, 32), mode="normalized")
     assert out.shape == (2, 7, 7)
     torch.testing.assert_close(out[..., :3], bilinear_sample(maps[0], pixels))
     torch.testing.assert_close(out[..., 3:], bilinear_sample(maps[1], pixels / 2))
-    resized = sample_features(maps, points, cam, (32, 32), mode="resize")
+    resized = sample_features(maps, points, cam, (32, 32))  # the default: resize first
     up = F.interpolate(maps[1], size=(32, 32), mode="bilinear", align_corners=False)
     torch.testing.assert_close(resized[..., 3:], bilinear_sample(up, pixels))
 

@@ -204,3 +204,37 @@ def test_msu_silhouette_loss_corrects_wrongly_covered_pixels():
         loss.backward()
         opt.step()
     assert radius.item() < 0.42  # the blob shrank toward the silhouette's 0.3
+
+
+# --- DISN (section 7.7) --------------------------------------------------------------------
+
+
+def test_disn_local_features_resize_each_map_to_the_image_first():
+    from svrecon.cameras import OrthographicCamera
+    from svrecon.encoders import sample_features
+
+    fmap = torch.tensor([[[[0.0, 1.0]]]], dtype=f64)  # [1, 1, 1, 2], for a 1 x 4 image
+    # Identity-like orthographic camera: pixel u = x, v = y.
+    pose = torch.cat([torch.eye(3, dtype=f64), torch.tensor([[0.0], [0.0], [5.0]], dtype=f64)], 1)
+    camera = OrthographicCamera(torch.ones(1, dtype=f64), torch.zeros(1, 2, dtype=f64), pose[None])
+    points = torch.tensor([[[1.0, 0.5, 0.0], [1.5, 0.5, 0.0]]], dtype=f64)
+    # Resized to width 4 (bilinear, half-pixel centres): [0, 0.25, 0.75, 1]; u = 1.0 lies
+    # halfway between the first two pixel centres -> 0.125; u = 1.5 is a centre -> 0.25.
+    resized = sample_features([fmap], points, camera, (1, 4))
+    torch.testing.assert_close(resized[0, :, 0], torch.tensor([0.125, 0.25], dtype=f64))
+    # Without resizing, u = 1.0 maps to 0.5 in the map's pixels: the first centre, 0.
+    plain = sample_features([fmap], points, camera, (1, 4), mode="normalized")
+    torch.testing.assert_close(plain[0, :, 0], torch.tensor([0.0, 0.25], dtype=f64))
+
+
+def test_disn_sdf_loss_weights_strictly_below_delta():
+    from svrecon.losses import disn_sdf_loss
+
+    target = torch.tensor([[0.01, 0.005, 0.5]], dtype=f64)  # one exactly at delta
+    pred = torch.zeros(1, 3, dtype=f64)
+    # Paper (s < delta): weights 1, 4, 1 on |10 s| = 0.1, 0.05, 5.
+    assert disn_sdf_loss(pred, target).item() == pytest.approx((0.1 + 4 * 0.05 + 5) / 3)
+    # Code (s <= delta): weights 4, 4, 1.
+    assert disn_sdf_loss(pred, target, inclusive=True).item() == pytest.approx(
+        (4 * 0.1 + 4 * 0.05 + 5) / 3
+    )

@@ -16,17 +16,19 @@ def disn_sdf_loss(
     m1: float = 4.0,
     m2: float = 1.0,
     scale: float = 10.0,
+    inclusive: bool = False,
 ) -> torch.Tensor:
-    """DISN Eq. 3: ``mean(m(s) * |scale * s - f|)`` with ``m = m1`` where ``s <= delta``
+    """DISN Eq. 3: ``mean(m(s) * |scale * s - f|)`` with ``m = m1`` where ``s < delta``
     (near the surface and inside), ``m2`` elsewhere.
 
     ``pred`` ``[B, N]`` is the network output in ``scale``-times SDF units (DISN trains on
-    10 x SDF); ``target`` ``[B, N]`` the ground-truth SDF ``s`` in world units. The
-    ``<=`` follows the DISN code (the paper writes ``<``).
+    10 x SDF); ``target`` ``[B, N]`` the ground-truth SDF ``s`` in world units.
+    ``inclusive=True`` compares ``s <= delta`` as the DISN code does (the paper: ``<``).
     """
     dims = check_shape("pred", pred, ("B", "N"))
     check_shape("target", target, (dims["B"], dims["N"]))
-    weight = torch.where(target <= delta, m1, m2).to(pred.dtype)
+    near = target <= delta if inclusive else target < delta
+    weight = torch.where(near, m1, m2).to(pred.dtype)
     return (weight * (scale * target - pred).abs()).mean()
 
 

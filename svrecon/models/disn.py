@@ -35,6 +35,9 @@ class DISN(ReconstructionModel):
             ``(64, 256, 512)``, ``(512, 256)``).
         num_points: SDF samples per shape per step (the paper: 2048).
         camera_distance: the camera network's initial translation along z.
+        local_sampling: how local features are sampled
+            (:func:`~svrecon.encoders.sample_features`): ``"resize"`` (the paper: every
+            map resized to the image, then bilinear) or ``"normalized"``.
     """
 
     def __init__(
@@ -46,14 +49,20 @@ class DISN(ReconstructionModel):
         head_dims: tuple[int, ...] = (512, 256),
         num_points: int = 2048,
         camera_distance: float = 2.732,
+        local_sampling: str = "resize",
         loss_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.config = dict(
             encoder=encoder, camera=camera, global_dim=global_dim, point_dims=tuple(point_dims),
             head_dims=tuple(head_dims), num_points=num_points, camera_distance=camera_distance,
-            loss_weights=dict(loss_weights or {}),
+            local_sampling=local_sampling, loss_weights=dict(loss_weights or {}),
         )  # fmt: skip
+        if local_sampling not in ("resize", "normalized"):
+            raise ValueError(
+                f"local_sampling: expected 'resize' or 'normalized', got {local_sampling!r}"
+            )
+        self.local_sampling = local_sampling
         if camera not in ("gt", "predicted"):
             raise ValueError(f"camera: expected 'gt' or 'predicted', got {camera!r}")
         if encoder == "vgg16":
@@ -98,7 +107,8 @@ class DISN(ReconstructionModel):
             camera = self.predict_camera(pooled, camera)
         size = tuple(images.shape[-2:])
         return self.decoder.bind(
-            global_feature, lambda points: sample_features(maps, points, camera, size)
+            global_feature,
+            lambda points: sample_features(maps, points, camera, size, self.local_sampling),
         )
 
     def forward(self, images: torch.Tensor, camera: Camera):
@@ -124,7 +134,8 @@ class DISN(ReconstructionModel):
         if points.shape[1] > self.num_points:
             pick = torch.randperm(points.shape[1], device=points.device)[: self.num_points]
             points, values = points[:, pick], values[:, pick]
-        local = sample_features(maps, points, camera, tuple(images.shape[-2:]))
+        local = sample_features(maps, points, camera, tuple(images.shape[-2:]),
+                                self.local_sampling)  # fmt: skip
         out = self.decoder(points, global_feature, local)
         terms["sdf"] = disn_sdf_loss(out.sdf * self.decoder.sdf_scale, values)
         return terms
@@ -144,6 +155,9 @@ register_model(
                 "point_dims": (64, 128),
                 "head_dims": (128, 64),
                 "num_points": 1024,
+                # The shipped checkpoint samples local features without resizing the
+                # maps (the paper resizes them: the constructor's default).
+                "local_sampling": "normalized",
             },
             "paper": {},
         },
