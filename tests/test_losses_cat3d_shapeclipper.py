@@ -43,13 +43,17 @@ def test_metric_loss_hand_value():
     assert got.item() == pytest.approx(expected, rel=1e-12)
 
 
-def test_metric_loss_is_batch_mean_and_has_gradients():
+def test_metric_loss_is_a_batch_sum_and_has_gradients():
     g = torch.Generator().manual_seed(0)
     s = torch.randn(5, 4, dtype=f64, generator=g, requires_grad=True)
     c = torch.randn(3, 4, dtype=f64, generator=g, requires_grad=True)
     y = torch.tensor([0, 2, 1, 1, 0])
     per_item = [category_metric_loss(s[i : i + 1], c, y[i : i + 1]) for i in range(5)]
+    # Eq. 5 sums over the batch; the Cat3D code averages.
     assert category_metric_loss(s, c, y).item() == pytest.approx(
+        torch.stack(per_item).sum().item(), rel=1e-12
+    )
+    assert category_metric_loss(s, c, y, reduction="mean").item() == pytest.approx(
         torch.stack(per_item).mean().item(), rel=1e-12
     )
     assert gradcheck(lambda s, c: category_metric_loss(s, c, y), (s, c))
@@ -60,7 +64,7 @@ def test_metric_loss_zero_embedding_is_finite():
     module = CategoryCentres(3, 4)
     loss = module(s, torch.tensor([0, 1]))
     loss.backward()
-    assert loss.item() == pytest.approx(math.log(3), rel=1e-6)
+    assert loss.item() == pytest.approx(2 * math.log(3), rel=1e-6)  # log C per item, summed
     assert torch.isfinite(s.grad).all() and torch.isfinite(module.centres.grad).all()
     assert (module.centres.abs() <= 1).all()
     with pytest.raises(ValueError, match="labels"):

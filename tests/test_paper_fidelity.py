@@ -238,3 +238,27 @@ def test_disn_sdf_loss_weights_strictly_below_delta():
     assert disn_sdf_loss(pred, target, inclusive=True).item() == pytest.approx(
         (4 * 0.1 + 4 * 0.05 + 5) / 3
     )
+
+
+# --- Cat3D (section 7.5) -------------------------------------------------------------------
+
+
+def test_cat3d_discriminator_widths_end_at_2048():
+    from svrecon.encoders import ProjectionDiscriminator
+
+    d = ProjectionDiscriminator(num_classes=3, spectral_norm=False)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [256, 512, 1024, 2048]
+
+
+def test_cat3d_view_consistency_is_one_minus_the_cosine_of_the_6_vectors():
+    from svrecon.losses import view_consistency_loss
+
+    angles = torch.tensor([[0.3, -0.2, 0.1]], dtype=f64)
+    target = torch.stack([angles.cos(), angles.sin()], -1).reshape(1, 6)
+    predicted = torch.stack([(angles + 0.5).cos(), (angles + 0.5).sin()], -1).reshape(1, 6)
+    images = torch.zeros(1, 4, 8, 8, dtype=f64)
+    loss = view_consistency_loss(lambda _: predicted, images, target)
+    cosine = (target @ predicted.T).item() / (target.norm() * predicted.norm()).item()
+    assert loss.item() == pytest.approx(1 - cosine)  # = 1 - cos(0.5) for every pair
+    assert loss.item() == pytest.approx(1 - math.cos(0.5))

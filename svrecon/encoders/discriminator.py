@@ -16,14 +16,17 @@ class ProjectionDiscriminator(nn.Module):
     """``D(x, y) = w . phi(x) + <E[y], phi(x)>`` with ``phi`` a strided conv stack.
 
     ``phi``: 4x4 stride-2 convolutions (no bias), channel count doubling from
-    ``base_channels`` until the feature map is 4x4 (four layers at 64x64, as in the
-    Cat3D code), LeakyReLU 0.2, instance norm after every layer but the first, then a
-    global **sum** over space. Spectral norm wraps every convolution, the linear head
+    ``base_channels`` until the feature map is 4x4 (four layers at 64x64), LeakyReLU
+    0.2, instance norm after every layer but the first, then a global **sum** over
+    space. Spectral norm wraps every convolution, the linear head
     and the class embedding (``spectral_norm=True``).
 
     Args:
         num_classes: number of categories; ``0`` gives an unconditional critic.
         in_channels: 4 for Cat3D's ``[mask, RGB]`` input.
+        base_channels: the first layer's width. The default 256 makes the widths end
+            at 2048 at 64x64, as the Cat3D paper states; its code's ``n_channels`` is
+            also 256.
         image_size: square input size, a power of two >= 8.
 
     ``forward(images [B, in_channels, S, S], labels [B] | None) -> logits [B]``.
@@ -33,7 +36,7 @@ class ProjectionDiscriminator(nn.Module):
         self,
         num_classes: int,
         in_channels: int = 4,
-        base_channels: int = 64,
+        base_channels: int = 256,
         image_size: int = 64,
         spectral_norm: bool = True,
     ):

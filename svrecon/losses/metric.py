@@ -16,17 +16,21 @@ def category_metric_loss(
     centres: torch.Tensor,
     labels: torch.Tensor,
     temperature: float = 0.3,
+    reduction: str = "sum",
 ) -> torch.Tensor:
     """Normalised-softmax metric loss (Cat3D Eq. 5-6; weight 0.05 on ShapeNet-13).
 
-    ``-log softmax_k(cos(s_i, c_k) / tau)[y_i]``, averaged over the batch (the paper
-    sums; the code averages). Shapes: ``embeddings`` ``[B, D]`` (shape codes),
+    ``-log softmax_k(cos(s_i, c_k) / tau)[y_i]``, summed over the batch as in Eq. 5
+    (``reduction="sum"``; ``"mean"`` averages, as the Cat3D code does). Shapes:
+    ``embeddings`` ``[B, D]`` (shape codes),
     ``centres`` ``[C, D]``, ``labels`` ``[B]`` integer categories. A zero embedding has
     cosine 0 to every centre (loss ``log C``) with finite gradients.
     """
     dims = check_shape("embeddings", embeddings, ("B", "D"))
     check_shape("centres", centres, ("C", dims["D"]))
     check_shape("labels", labels, (dims["B"],))
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
     if temperature <= 0:
         raise ValueError(f"temperature: expected > 0, got {temperature}")
     if labels.numel() and (labels.min() < 0 or labels.max() >= centres.shape[0]):
@@ -34,7 +38,7 @@ def category_metric_loss(
             f"labels: expected values in [0, {centres.shape[0]}), got {labels.tolist()}"
         )
     cosine = F.normalize(embeddings, dim=-1) @ F.normalize(centres, dim=-1).T
-    return F.cross_entropy(cosine / temperature, labels.long())
+    return F.cross_entropy(cosine / temperature, labels.long(), reduction=reduction)
 
 
 class CategoryCentres(nn.Module):
@@ -44,10 +48,14 @@ class CategoryCentres(nn.Module):
     ``forward(embeddings [B, D], labels [B]) -> scalar`` is :func:`category_metric_loss`.
     """
 
-    def __init__(self, num_categories: int, dim: int, temperature: float = 0.3):
+    def __init__(
+        self, num_categories: int, dim: int, temperature: float = 0.3, reduction: str = "sum"
+    ):
         super().__init__()
         self.centres = nn.Parameter(torch.rand(num_categories, dim) * 2 - 1)
-        self.temperature = temperature
+        self.temperature, self.reduction = temperature, reduction
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return category_metric_loss(embeddings, self.centres, labels, self.temperature)
+        return category_metric_loss(
+            embeddings, self.centres, labels, self.temperature, self.reduction
+        )

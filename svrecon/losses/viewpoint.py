@@ -38,8 +38,10 @@ def view_consistency_loss(
     the viewpoints ``v_r`` that rendered ``images`` and is trained toward them.
 
     Gradients are stopped into the renders and the viewpoints, so only the estimator
-    learns (the paper's stop-gradient into shape, texture and renderer). With ``P``
-    angle pairs the dot product is divided by ``P`` (the paper uses one, azimuth).
+    learns (the paper's stop-gradient into shape, texture and renderer). Eq. 8 takes
+    the 6-vector of three (cos, sin) pairs (azimuth, elevation, roll) and its cosine
+    similarity: with ``P`` unit pairs the dot product is divided by ``P``. The Cat3D
+    code uses the azimuth pair alone (pass ``P = 1``).
     Shapes: ``images`` ``[B, C, H, W]``; ``viewpoints`` and the estimator's output
     ``[B, P, 2]`` or ``[B, 2P]``; averaged over the batch.
     """
