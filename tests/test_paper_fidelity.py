@@ -262,3 +262,41 @@ def test_cat3d_view_consistency_is_one_minus_the_cosine_of_the_6_vectors():
     cosine = (target @ predicted.T).item() / (target.norm() * predicted.norm()).item()
     assert loss.item() == pytest.approx(1 - cosine)  # = 1 - cos(0.5) for every pair
     assert loss.item() == pytest.approx(1 - math.cos(0.5))
+
+
+# --- spherical harmonics (section 7.9) -----------------------------------------------------
+
+# Real SH Y_lm (l <= 2) in sh_basis's order, written out: z, y, x; the band-2 terms.
+_Y = [
+    lambda x, y, z: torch.full_like(x, 0.5 / math.sqrt(math.pi)),
+    lambda x, y, z: math.sqrt(3 / (4 * math.pi)) * z,
+    lambda x, y, z: math.sqrt(3 / (4 * math.pi)) * y,
+    lambda x, y, z: math.sqrt(3 / (4 * math.pi)) * x,
+    lambda x, y, z: 0.25 * math.sqrt(5 / math.pi) * (2 * z * z - x * x - y * y),
+    lambda x, y, z: 0.5 * math.sqrt(15 / math.pi) * y * z,
+    lambda x, y, z: 0.5 * math.sqrt(15 / math.pi) * x * z,
+    lambda x, y, z: 0.5 * math.sqrt(15 / math.pi) * x * y,
+    lambda x, y, z: 0.25 * math.sqrt(15 / math.pi) * (x * x - y * y),
+]
+
+
+def test_sh_basis_is_the_irradiance_of_sh_radiance():
+    """E(n) = integral over the sphere of L(w) max(0, n . w) dw, by quadrature, for the
+    radiance L = sum_k L_k Y_k, equals sum_k L_k sh_basis(n)_k (Ramamoorthi-Hanrahan)."""
+    from svrecon.renderers import sh_basis
+
+    count = 400_000  # a Fibonacci sphere: near-uniform directions
+    k = torch.arange(count, dtype=f64) + 0.5
+    z = 1 - 2 * k / count
+    phi = math.pi * (1 + math.sqrt(5)) * k
+    r = (1 - z * z).sqrt()
+    w = torch.stack([r * phi.cos(), r * phi.sin(), z], -1)
+    Y = torch.stack([f(*w.unbind(-1)) for f in _Y], -1)  # [count, 9]
+    normals = torch.nn.functional.normalize(torch.randn(6, 3, dtype=f64), dim=-1)
+    cosine = (normals @ w.T).clamp_min(0)  # [6, count]
+    irradiance_per_basis = 4 * math.pi / count * cosine @ Y  # [6, 9]
+    torch.testing.assert_close(sh_basis(normals), irradiance_per_basis, atol=2e-4, rtol=0)
+    # The face-3DMM constants differ in band 0 only, by the factor pi.
+    face = sh_basis(normals, "face3dmm")
+    torch.testing.assert_close(face[:, 0] * math.pi, irradiance_per_basis[:, 0], atol=2e-4, rtol=0)
+    torch.testing.assert_close(face[:, 1:], sh_basis(normals)[:, 1:])

@@ -9,6 +9,7 @@ from svrecon.cameras import PerspectiveCamera, RayBundle, look_at
 from svrecon.fields import FieldOutput
 from svrecon.losses import ray_free_space_loss, ray_intersection_loss
 from svrecon.renderers import (
+    FACE3DMM_SH_CONSTANTS,
     SH_CONSTANTS,
     LaplaceDensity,
     LinearBinarySearch,
@@ -490,7 +491,9 @@ def test_srn_marcher_learns_to_reach_a_sphere():
 
 def test_sh_basis_hand_values():
     c0, c1, c2, c3, c4 = SH_CONSTANTS
-    assert c0 == pytest.approx(0.28209479177)  # 1 / sqrt(4 pi)
+    assert c0 == pytest.approx(0.88622692545)  # pi / sqrt(4 pi) (A_0 = pi)
+    assert FACE3DMM_SH_CONSTANTS[0] == pytest.approx(0.28209479177)  # 1 / sqrt(4 pi)
+    assert FACE3DMM_SH_CONSTANTS[1:] == SH_CONSTANTS[1:]
     assert c1 == pytest.approx(1.02332670795)  # (2 pi / 3) sqrt(3 / (4 pi))
     assert c2 == pytest.approx(0.24770795610)
     assert c3 == pytest.approx(0.85808553081)

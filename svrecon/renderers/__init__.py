@@ -8,11 +8,12 @@ field; they return a :class:`RenderOutput`.
 from .chunking import render_chunked
 from .output import RenderOutput
 from .search import LinearBinarySearch, LinearSearch, SphereTracer, SurfaceSearch, surface_output
-from .shading import SH_CONSTANTS, sh_basis, sh_shading
+from .shading import FACE3DMM_SH_CONSTANTS, SH_CONSTANTS, sh_basis, sh_shading
 from .srn import SRNRayMarcher
 from .volume import LaplaceDensity, VolumeRenderer
 
 __all__ = [
+    "FACE3DMM_SH_CONSTANTS",
     "SH_CONSTANTS",
     "LaplaceDensity",
     "LinearBinarySearch",
