@@ -60,8 +60,12 @@ def test_pretraining_losses_hand_values():
     albedo_t = torch.full((1, 2, 3), 0.5, dtype=f64)
     logits = torch.tensor([[2.0, 0.0, 0.0]], dtype=f64, requires_grad=True)
     out = occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, logits, torch.tensor([0]))
-    assert out["occupancy"].item() == pytest.approx((0.04 + 0.01) / 2)
-    assert out["albedo"].item() == pytest.approx(0.25)
+    # Eq. 8 sums over the K points (and the albedo's channels): 0.04 + 0.01; 6 x 0.25.
+    assert out["occupancy"].item() == pytest.approx(0.04 + 0.01)
+    assert out["albedo"].item() == pytest.approx(1.5)
+    means = occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, reduction="mean")
+    assert means["occupancy"].item() == pytest.approx((0.04 + 0.01) / 2)
+    assert means["albedo"].item() == pytest.approx(0.25)
     assert out["category"].item() == pytest.approx(-math.log(math.e**2 / (math.e**2 + 2)))
     out["category"].backward()
     assert torch.isfinite(logits.grad).all()
@@ -70,10 +74,12 @@ def test_pretraining_losses_hand_values():
         occupancy_pretraining_losses(occ, occ_t, albedo=albedo)
 
 
-def naive_albedo_constancy(albedo, image, mask, alpha=15.0, p=0.8):
-    """Sum over pixels j and their in-image 4-neighbours t, both in the mask, / count."""
+def naive_albedo_constancy(albedo, image, mask, alpha=15.0, p=0.8, chroma="sum", reduce="sum"):
+    """Sum over pixels j and their in-image 4-neighbours t, both in the mask, per image
+    and averaged over the batch (``reduce="mean"``: divided by the count instead)."""
     b, c, h, w = albedo.shape
     total, count = 0.0, 0
+    norm = (lambda v: v.sum()) if chroma == "sum" else np.linalg.norm
     for n in range(b):
         for y in range(h):
             for x in range(w):
@@ -82,12 +88,12 @@ def naive_albedo_constancy(albedo, image, mask, alpha=15.0, p=0.8):
                     if not (0 <= ty < h and 0 <= tx < w) or not (mask[n, y, x] and mask[n, ty, tx]):
                         continue
                     ij, it = image[n, :, y, x], image[n, :, ty, tx]
-                    cj, ct = ij / np.linalg.norm(ij), it / np.linalg.norm(it)
+                    cj, ct = ij / norm(ij), it / norm(it)
                     weight = math.exp(-alpha * np.linalg.norm(cj - ct))
                     diff = np.linalg.norm(albedo[n, :, y, x] - albedo[n, :, ty, tx])
                     total += weight * diff**p
                     count += 1
-    return total / count
+    return total / count if reduce == "mean" else total / b
 
 
 def test_albedo_constancy_matches_naive_loop():
@@ -97,6 +103,11 @@ def test_albedo_constancy_matches_naive_loop():
     mask = torch.rand(2, 5, 4, generator=g) > 0.3
     expected = naive_albedo_constancy(albedo.numpy(), image.numpy(), mask.numpy())
     assert albedo_constancy_loss(albedo, image, mask).item() == pytest.approx(expected, rel=1e-10)
+    # The previous behaviour, kept as options: unit-norm chromaticity, mean over pairs.
+    mean_l2 = naive_albedo_constancy(albedo.numpy(), image.numpy(), mask.numpy(), chroma="l2",
+                                     reduce="mean")  # fmt: skip
+    got = albedo_constancy_loss(albedo, image, mask, chromaticity="l2", reduction="mean")
+    assert got.item() == pytest.approx(mean_l2, rel=1e-10)
     full = naive_albedo_constancy(albedo.numpy(), image.numpy(), np.ones((2, 5, 4), bool))
     assert albedo_constancy_loss(albedo, image).item() == pytest.approx(full, rel=1e-10)
     assert gradcheck(

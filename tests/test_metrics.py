@@ -307,7 +307,7 @@ def test_msu_protocol_squared_threshold():
     close = evaluate(sphere_field(0.498), sphere_points(0.5, 100_000), p.with_(num_points=100_000))
     far = evaluate(sphere_field(0.48), sphere_points(0.5, 20000), p)
     assert close["fscore@0.0001"] > 0.99 and far["fscore@0.0001"] == 0.0
-    assert far["chamfer"] == pytest.approx(0.02, abs=2e-3)
+    assert far["chamfer"] == pytest.approx(0.2, abs=2e-2)  # 0.02, in OccNet's x10 unit
 
 
 def test_sdf_srn_pascal3d_protocol_aligns_by_icp():

@@ -63,6 +63,8 @@ def add_train(sub) -> None:
                    help="the pretraining stage's learning rate (default: --lr)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=at_least(1), default=500)
     p.add_argument("--eval-every", type=at_least(0), default=0)
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="procedural",
+                   help="the protocol of the periodic evaluation")  # fmt: skip
     p.add_argument("--resume", help="a checkpoint.pt of the same run")
     p.add_argument("--export", help="also write the weights alone here (as shipped)")
     p.set_defaults(run=run_train)
@@ -94,7 +96,7 @@ def run_train(args) -> None:
         iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         pretrain_iterations=args.pretrain_iterations, pretrain_lr=args.pretrain_lr,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        protocol=None if args.eval_every else "procedural",
+        protocol=args.protocol,
     )  # fmt: skip
     train(config, resume=args.resume, train_set=dataset)
     checkpoint = Path(args.out) / "checkpoint.pt"

@@ -18,23 +18,39 @@ def albedo_constancy_loss(
     mask: torch.Tensor | None = None,
     alpha: float = 15.0,
     p: float = 0.8,
+    chromaticity: str = "sum",
+    reduction: str = "sum",
 ) -> torch.Tensor:
-    """``w(j, t) |A_j - A_t|_2^p`` over 4-neighbour pixel pairs, with chromaticity weights
-    ``w = exp(-alpha |c_j - c_t|)``, ``c = I / |I|`` (alpha 15, p 0.8).
+    """MSU's ``sum_j sum_{t in N_j} w(j, t) |A_j - A_t|_2^p`` over 4-neighbours, with
+    chromaticity weights ``w = exp(-alpha |c_j - c_t|)`` (alpha 15, p 0.8).
 
-    Shapes: ``albedo`` and ``image`` ``[B, C, H, W]`` (``image`` in ``[0, 1]``),
-    ``mask`` ``[B, H, W]`` (pairs need both pixels in the mask). The paper's sum over
-    pixels and their four neighbours counts each adjacent pair twice; this is the mean
-    over pairs, which is the same up to a constant. A zero albedo difference has a zero
-    (sub)gradient; black pixels have chromaticity 0.
+    Args:
+        albedo, image: ``[B, C, H, W]`` (``image`` in ``[0, 1]``).
+        mask: ``[B, H, W]``; a pair needs both pixels in the mask.
+        chromaticity: ``"sum"`` (``c = rgb / sum(rgb)``, the paper's) or ``"l2"``
+            (``c = rgb / |rgb|_2``).
+        reduction: ``"sum"`` (the paper: every pixel with each of its 4 neighbours, so
+            each adjacent pair counts twice), averaged over the batch; or ``"mean"``
+            (the mean over pairs, independent of the image size).
+
+    A zero albedo difference has a zero (sub)gradient; black pixels have chromaticity 0.
     """
+    if chromaticity not in ("sum", "l2"):
+        raise ValueError(f"chromaticity: expected 'sum' or 'l2', got {chromaticity!r}")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
     dims = check_shape("albedo", albedo, ("B", "C", "H", "W"))
     check_shape("image", image, ("B", "C", "H", "W"), dims)
     if mask is None:
         mask = albedo.new_ones(dims["B"], dims["H"], dims["W"], dtype=torch.bool)
     check_shape("mask", mask, ("B", "H", "W"), dims)
     a = albedo.movedim(1, -1)
-    c = safe_normalize(image.movedim(1, -1))
+    rgb = image.movedim(1, -1)
+    if chromaticity == "l2":
+        c = safe_normalize(rgb)
+    else:
+        total = rgb.sum(-1, keepdim=True)
+        c = torch.where(total > 0, rgb / torch.where(total > 0, total, 1.0), 0.0)
     m = mask.bool()
     # Right and down neighbours: [B, H, W, C] sliced along W, then along H.
     pairs = [
@@ -46,9 +62,13 @@ def albedo_constancy_loss(
         diff = safe_norm(a[there] - a[here])
         powered = torch.where(diff > 0, diff.clamp_min(1e-30) ** p, 0.0)
         weight = torch.exp(-alpha * safe_norm(c[there] - c[here]))
-        terms.append((weight * powered).flatten())
-        selected.append((m[there] & m[here]).flatten())
-    return weighted_mean(torch.cat(terms), mask=torch.cat(selected))
+        terms.append((weight * powered).flatten(1))
+        selected.append((m[there] & m[here]).flatten(1))
+    terms, selected = torch.cat(terms, 1), torch.cat(selected, 1)
+    if reduction == "mean":
+        return weighted_mean(terms, mask=selected)
+    kept = torch.where(selected, terms, torch.zeros_like(terms))
+    return 2 * kept.sum(1).mean()
 
 
 def white_shading_loss(

@@ -80,6 +80,7 @@ def occupancy_pretraining_losses(
     albedo_target: torch.Tensor | None = None,
     class_logits: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
+    reduction: str = "sum",
 ) -> dict[str, torch.Tensor]:
     """MSU's 3D pretraining objective ``L_S + L_A + L_C`` (Eq. 8), term by term.
 
@@ -88,18 +89,28 @@ def occupancy_pretraining_losses(
       colours at the same points; the paper sums over all ``K`` points).
     - ``category``: cross-entropy of ``class_logits`` ``[B, C]`` against ``labels`` ``[B]``.
 
-    Means replace the paper's sums so the weights do not depend on ``N``. Terms whose
-    inputs are ``None`` are left out of the returned dict.
+    ``reduction="sum"``: the paper's sums over the ``K`` points of a shape (squared
+    error summed over the colour channels too), averaged over the batch;
+    ``"mean"``: means over points (and channels), so the weights do not depend on
+    ``K``. The cross-entropy is a mean over the batch either way. Terms whose inputs
+    are ``None`` are left out of the returned dict.
     """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
+
+    def squared(pred, target):
+        error = (pred - target.to(pred.dtype)) ** 2
+        return error.mean() if reduction == "mean" else error.flatten(1).sum(1).mean()
+
     dims = check_shape("occupancy", occupancy, ("B", "N"))
     check_shape("occupancy_target", occupancy_target, ("B", "N"), dims)
-    out = {"occupancy": F.mse_loss(occupancy, occupancy_target.to(occupancy.dtype))}
+    out = {"occupancy": squared(occupancy, occupancy_target)}
     if (albedo is None) != (albedo_target is None):
         raise ValueError("albedo, albedo_target: pass both or neither")
     if albedo is not None:
         check_shape("albedo", albedo, ("B", "N", 3), dims)
         check_shape("albedo_target", albedo_target, ("B", "N", 3), dims)
-        out["albedo"] = F.mse_loss(albedo, albedo_target.to(albedo.dtype))
+        out["albedo"] = squared(albedo, albedo_target)
     if (class_logits is None) != (labels is None):
         raise ValueError("class_logits, labels: pass both or neither")
     if class_logits is not None:
