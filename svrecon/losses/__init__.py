@@ -1,7 +1,7 @@
 """Losses of the five seed models, each with its paper's equation and default weight."""
 
 from .adversarial import discriminator_loss, generator_loss, r1_penalty
-from .distance_transform import distance_transform
+from .distance_transform import boundary_distance_transform, distance_transform
 from .feature_consistency import feature_consistency_loss, largest_eigenvector
 from .intrinsic import albedo_constancy_loss, white_shading_loss
 from .metric import CategoryCentres, category_metric_loss
@@ -37,6 +37,7 @@ from .viewpoint import (
 __all__ = [
     "CategoryCentres",
     "albedo_constancy_loss",
+    "boundary_distance_transform",
     "angle_range_loss",
     "camera_point_cloud_loss",
     "category_metric_loss",

@@ -6,7 +6,7 @@ import torch
 
 from ..checks import check_shape
 
-__all__ = ["distance_transform"]
+__all__ = ["boundary_distance_transform", "distance_transform"]
 
 
 def _column_distance(mask: torch.Tensor) -> torch.Tensor:
@@ -47,3 +47,23 @@ def distance_transform(masks: torch.Tensor, chunk_rows: int = 64) -> torch.Tenso
         g = g2[:, start : start + chunk_rows]  # [B, h, W (k)]
         out[:, start : start + chunk_rows] = (g[:, :, None, :] + dj2).amin(dim=-1)
     return out.sqrt().to(torch.float32)
+
+
+def boundary_distance_transform(masks: torch.Tensor) -> torch.Tensor:
+    """Distance in pixels from each pixel to the nearest pixel on the other side of the
+    mask's contour, from both sides (ShapeClipper's pixel-sampling distance, which its
+    code computes with vigra's boundary distance transform).
+
+    ``masks`` ``[B, H, W]`` -> ``[B, H, W]`` float32: outside the mask the distance to the
+    nearest mask pixel, inside it the distance to the nearest background pixel (both
+    between pixel centres, so the two pixels next to the contour get 1). An image with
+    no background (or no foreground) has 0 on the side that is missing its
+    counterpart, so its weights are uniform there.
+    """
+    check_shape("masks", masks, ("B", "H", "W"))
+    mask = masks.bool()
+    outside = distance_transform(mask)  # 0 inside the mask
+    inside = distance_transform(~mask)  # 0 outside the mask
+    outside = torch.where(torch.isinf(outside), torch.zeros_like(outside), outside)
+    inside = torch.where(torch.isinf(inside), torch.zeros_like(inside), inside)
+    return outside + inside

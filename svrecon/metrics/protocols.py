@@ -56,6 +56,9 @@ class EvaluationProtocol:
             truth) or ``"rotation_search"`` (the best of a grid of rotations of the
             prediction about the origin by Chamfer, then rigid ICP).
         icp_iterations: ICP iterations for ``alignment="icp"`` / ``"rotation_search"``.
+        gt_axis_flips: ``(x, y, z)`` signs applied to the ground truth's coordinates
+            before anything else, for datasets whose ground-truth frame is mirrored
+            against the cameras' (ShapeClipper flips Pix3D's ground truth this way).
         emd: also compute the earth mover's distance (x ``emd_scale``).
         category_average: report the mean over categories of per-category means (the
             papers' tables), rather than the mean over samples.
@@ -84,6 +87,7 @@ class EvaluationProtocol:
     fscore_averaging: str = "per_sample"
     alignment: str = "none"
     icp_iterations: int = 50
+    gt_axis_flips: tuple[float, float, float] = (1.0, 1.0, 1.0)
     emd: bool = False
     emd_scale: float = 1.0
     category_average: bool = True
@@ -100,6 +104,8 @@ class EvaluationProtocol:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
+        if any(f not in (1.0, -1.0) for f in self.gt_axis_flips) or len(self.gt_axis_flips) != 3:
+            raise ValueError(f"gt_axis_flips: expected three of 1 or -1, got {self.gt_axis_flips}")
         if self.resolution < 2 or self.num_points < 1:
             raise ValueError(
                 f"resolution, num_points: expected >= 2 and >= 1, got {self.resolution}, "
@@ -302,14 +308,21 @@ def evaluate(
         if asked for; ``empty`` (1.0 for an empty prediction, else 0.0).
     """
     p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
+    flips = np.asarray(p.gt_axis_flips, dtype=np.float64)
     if isinstance(gt, trimesh.Trimesh):
         if len(gt.faces) == 0:
             raise ValueError("gt: the ground-truth mesh is empty")
+        if (flips != 1).any():
+            gt = gt.copy()
+            gt.vertices = gt.vertices * flips
+            if np.prod(flips) < 0:
+                gt.invert()  # a reflection turns the faces inside out
         gt_lo, gt_hi = gt.bounds
     else:
         gt_points = torch.as_tensor(gt, dtype=torch.float64)
         if gt_points.dim() != 2 or gt_points.shape[-1] != 3 or len(gt_points) == 0:
             raise ValueError(f"gt: expected points [M, 3] with M > 0, got {list(gt_points.shape)}")
+        gt = gt_points = gt_points * torch.from_numpy(flips)  # the flipped cloud is the truth
         gt_lo, gt_hi = gt_points.min(0).values.numpy(), gt_points.max(0).values.numpy()
     target = p.sample(gt, seed + 1)[None]
     mesh = (

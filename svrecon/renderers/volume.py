@@ -62,8 +62,10 @@ class VolumeRenderer(nn.Module):
         stratified: bool = False,
         last_delta: float = 0.0,
         background: torch.Tensor | float | None = None,
+        renormalize_normals: bool = False,
     ) -> None:
         super().__init__()
+        self.renormalize_normals = renormalize_normals
         if num_samples < 2:
             raise ValueError(f"num_samples: expected at least 2, got {num_samples}")
         self.density = LaplaceDensity() if density is None else density
@@ -94,7 +96,10 @@ class VolumeRenderer(nn.Module):
 
         Args:
             normals: composite unit SDF normals ``sum_i w_i n_i`` (ShapeClipper's rendered
-                normal; ``n_i`` is the normalised SDF gradient, i.e. along ``-grad sigma``).
+                normal as its paper writes it; ``n_i`` is the normalised SDF gradient,
+                i.e. along ``-grad sigma``). With the module's ``renormalize_normals``
+                the composite is normalised to unit length afterwards, as ShapeClipper's
+                code does (zero where it is zero).
             create_graph: keep the normals in the graph (for ShapeClipper's normal loss).
             stratified: override the module's ``stratified`` (e.g. ``self.training``).
             generator: random generator for stratified samples (drawn on the CPU).
@@ -149,10 +154,14 @@ class VolumeRenderer(nn.Module):
             mask=opacity > 0.5,
             opacity=opacity,
             rgb=rgb,
-            normals=(weights[..., None] * sample_normals).sum(-2) if normals else None,
+            normals=self._composite_normals(weights, sample_normals) if normals else None,
             features=composite(out.features),
             albedo=composite(out.albedo),
             samples=t,
             weights=weights,
             marched_values=sdf,
         )
+
+    def _composite_normals(self, weights: torch.Tensor, sample_normals: torch.Tensor):
+        composite = (weights[..., None] * sample_normals).sum(-2)
+        return safe_normalize(composite) if self.renormalize_normals else composite
