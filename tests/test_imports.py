@@ -127,3 +127,19 @@ def test_no_private_name_crosses_a_package(module):
             assert here == owner or here.startswith(owner + "."), (
                 f"{module} imports private {target}{'.' + name if name else ''}"
             )
+
+
+def test_import_svrecon_pays_only_for_what_it_uses():
+    """Heavy optional modules are imported where they are used, not by `import svrecon`
+    or `svrecon --help` (benchmarks/bench_import.py times it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, svrecon, svrecon.cli\n"
+        "heavy = ['torchvision', 'trimesh', 'matplotlib', 'open_clip', 'scipy.optimize',"
+        " 'scipy.spatial', 'mcubes', 'PIL.Image']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torchvision
 from torch import nn
 
 from ..checks import check_shape
@@ -68,6 +67,8 @@ class ResNetEncoder(nn.Module):
         self.latent_dims = dict(latent_dims or {"shape": 512})
         self.in_channels = in_channels
         norm_layer = (lambda c: nn.GroupNorm(32, c)) if norm == "group" else None
+        import torchvision  # deferred: importing it costs more than svrecon itself
+
         net = getattr(torchvision.models, arch)(weights=None, norm_layer=norm_layer)
         if weights_path is not None:
             load_state_dict_file(net, weights_path)
@@ -111,6 +112,8 @@ class VGG16FeaturePyramid(nn.Module):
 
     def __init__(self, global_dim: int = 1024, weights_path: str | Path | None = None) -> None:
         super().__init__()
+        import torchvision
+
         vgg = torchvision.models.vgg16(weights=None)
         if weights_path is not None:
             load_state_dict_file(vgg, weights_path)

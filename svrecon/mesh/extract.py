@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import mcubes
 import numpy as np
 import torch
-import trimesh
 
 from ..fields import Field, check_field_output
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = ["extract_mesh", "grid_points"]
 
@@ -121,6 +123,9 @@ def extract_mesh(
         values = _hierarchical(fn, resolution, lo, hi, coarse_resolution, lipschitz)
     else:
         raise ValueError(f"method: expected 'dense' or 'hierarchical', got {method!r}")
+    import mcubes  # deferred (with trimesh): `import svrecon` pays only for what it uses
+    import trimesh
+
     if values.min() >= 0 or values.max() <= 0:
         mesh = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), process=False)
     else:

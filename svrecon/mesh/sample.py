@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import trimesh
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = ["export_mesh", "sample_surface"]
 
@@ -24,6 +27,8 @@ def sample_surface(
         raise ValueError(f"n: expected a positive number of points, got {n}")
     if len(mesh.faces) == 0 or mesh.area <= 0:
         raise ValueError("mesh: has no surface to sample (0 faces or zero area)")
+    import trimesh.sample
+
     points, face_index = trimesh.sample.sample_surface(mesh, n, seed=np.random.default_rng(seed))
     normals = mesh.face_normals[face_index]
     return torch.as_tensor(np.asarray(points), dtype=dtype), torch.as_tensor(normals, dtype=dtype)

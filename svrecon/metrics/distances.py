@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
 
 from ..checks import check_shape
 from ..numerics import safe_norm
@@ -47,6 +45,8 @@ def nearest_neighbors(
         raise ValueError("reference: expected at least one point, got 0")
     with torch.no_grad():
         if query.device.type == "cpu":
+            from scipy.spatial import cKDTree  # deferred: slow to import
+
             index = torch.stack(
                 [
                     torch.from_numpy(
@@ -256,6 +256,8 @@ def earth_movers_distance(
 
 
 def _matched_mean(p: np.ndarray, g: np.ndarray) -> float:
+    from scipy.optimize import linear_sum_assignment  # deferred: slow to import
+
     cost = np.linalg.norm(p[:, None] - g[None], axis=-1)
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean())

@@ -7,12 +7,12 @@ units, alignment, averaging), each with its source.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-import trimesh
 
 from ..mesh import extract_mesh, sample_surface
 from .align import icp, normalize_cloud, rotation_grid, rotation_search, to_view_frame
@@ -146,7 +146,7 @@ class EvaluationProtocol:
         takes them (area-weighted or vertices); ground-truth points ``[M, 3]`` are
         subsampled to ``num_points`` when there are more. An empty mesh gives points
         at the origin (see the class docstring)."""
-        if isinstance(shape, trimesh.Trimesh):
+        if _is_mesh(shape):
             if len(shape.faces) == 0:
                 return torch.zeros(self.num_points, 3, dtype=torch.float64)
             if self.point_sampling == "vertices":
@@ -264,6 +264,13 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
 }
 
 
+def _is_mesh(value) -> bool:
+    """Whether ``value`` is a ``trimesh.Trimesh``, without importing trimesh for it: if
+    trimesh was never imported, nothing can be one."""
+    module = sys.modules.get("trimesh")
+    return module is not None and isinstance(value, module.Trimesh)
+
+
 def _rotation(name: str, value, protocol: str) -> torch.Tensor:
     if value is None:
         raise ValueError(f"{name}: the {protocol} protocol is view-centric and needs it, got None")
@@ -309,7 +316,7 @@ def evaluate(
     """
     p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
     flips = np.asarray(p.gt_axis_flips, dtype=np.float64)
-    if isinstance(gt, trimesh.Trimesh):
+    if _is_mesh(gt):
         if len(gt.faces) == 0:
             raise ValueError("gt: the ground-truth mesh is empty")
         if (flips != 1).any():
@@ -327,7 +334,7 @@ def evaluate(
     target = p.sample(gt, seed + 1)[None]
     mesh = (
         prediction
-        if isinstance(prediction, trimesh.Trimesh)
+        if _is_mesh(prediction)
         else p.extract(prediction, gt_lo=gt_lo, gt_hi=gt_hi, level=level)
     )
     empty = len(mesh.faces) == 0

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
-import trimesh
 from torch import nn
 
 from ..cameras import Camera, PerspectiveCamera
 from ..fields import Field
 from ..mesh import extract_mesh
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = ["ReconstructionModel", "batch_camera"]
 
