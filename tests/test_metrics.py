@@ -345,3 +345,33 @@ def test_average_results_per_category_and_from_mean_precision_recall():
     ]
     assert average_results(rows, p)["fscore@0.1"] == pytest.approx(0.5)  # F(0.5, 0.5)
     assert average_results(rows, "cat3d")["fscore@0.1"] == 0.0
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_both_kdtree_backends_match_brute_force(fast):
+    from svrecon.metrics.distances import _tree_index
+
+    rng = np.random.default_rng(3)
+    q, r = rng.normal(size=(500, 3)), rng.normal(size=(300, 3))
+    distance, index = _tree_index(q, r, fast=fast)
+    full = cdist(q, r)
+    np.testing.assert_array_equal(index, full.argmin(1))
+    np.testing.assert_allclose(distance, full.min(1), rtol=1e-12)
+
+
+def test_chunked_search_is_exact_near_ties_in_float32():
+    """Far from the origin, cdist's |q|^2 + |r|^2 - 2 q.r form cannot separate two
+    references 1e-4 apart in distance; the chunked search must."""
+    from svrecon.metrics.distances import _brute_force_index
+
+    rng = np.random.default_rng(4)
+    q = 100 + rng.uniform(-1, 1, size=(200, 3))
+    direction = rng.normal(size=(200, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    near = q + 0.0100 * direction  # the nearest
+    other = q - 0.0101 * direction  # a near tie on the other side
+    reference = np.concatenate([other, near])
+    qt = torch.from_numpy(q).float()[None]
+    rt = torch.from_numpy(reference).float()[None]
+    index = _brute_force_index(qt, rt, chunk_size=64)[0].numpy()
+    np.testing.assert_array_equal(index, np.arange(200) + 200)

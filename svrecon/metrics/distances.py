@@ -7,6 +7,7 @@ otherwise; no reporting factor (x10, x1000) is applied here, see
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,32 +36,50 @@ def nearest_neighbors(
 
     Shapes: ``query`` ``[B, N, 3]``, ``reference`` ``[B, M, 3]`` -> ``(distance [B, N],
     index [B, N])``. Indices are found without gradients (a KD-tree on the CPU,
-    chunked brute force elsewhere, never an ``N x M`` matrix); the distances are then
-    recomputed from the points, so they are differentiable in both clouds (with a zero,
-    not NaN, gradient where two points coincide).
+    chunked exact brute force elsewhere, never an ``N x M`` matrix). When either cloud
+    requires grad, the distances are recomputed from the points, so they are
+    differentiable in both clouds (with a zero, not NaN, gradient where two points
+    coincide); otherwise the tree's own distances are returned.
     """
     dims = check_shape("query", query, ("B", "N", 3))
     check_shape("reference", reference, (dims["B"], "M", 3))
     if reference.shape[1] == 0:
         raise ValueError("reference: expected at least one point, got 0")
+    needs_grad = torch.is_grad_enabled() and (query.requires_grad or reference.requires_grad)
     with torch.no_grad():
         if query.device.type == "cpu":
-            from scipy.spatial import cKDTree  # deferred: slow to import
-
-            index = torch.stack(
-                [
-                    torch.from_numpy(
-                        cKDTree(r.detach().double().numpy())
-                        .query(q.detach().double().numpy(), k=1, workers=-1)[1]
-                        .astype(np.int64)
-                    )
-                    for q, r in zip(query, reference, strict=True)
-                ]
-            )
+            found = [_tree_index(q.numpy(), r.numpy())
+                     for q, r in zip(query.detach().double(), reference.detach().double(),
+                                     strict=True)]  # fmt: skip
+            index = torch.from_numpy(np.stack([i for _, i in found]))
+            if not needs_grad:  # the tree's own float64 distances, no second pass
+                distance = torch.from_numpy(np.stack([d for d, _ in found]))
+                return distance.to(query.dtype), index
         else:
             index = _brute_force_index(query, reference, chunk_size)
     nearest = torch.gather(reference, 1, index[..., None].expand(-1, -1, 3))
     return safe_norm(query - nearest), index
+
+
+def _tree_index(
+    query: np.ndarray, reference: np.ndarray, fast: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-reference distances (float64) and indices (int64) ``[N]`` of float64
+    points ``[N, 3]`` by a KD-tree on every core: pykdtree (OpenMP; the fastest here,
+    ``benchmarks/bench_metrics.py``) where it is installed, else scipy's
+    ``cKDTree(...).query(workers=-1)``."""
+    if fast is None:
+        fast = importlib.util.find_spec("pykdtree") is not None
+    query, reference = np.ascontiguousarray(query), np.ascontiguousarray(reference)
+    if fast:
+        from pykdtree.kdtree import KDTree
+
+        distance, index = KDTree(reference).query(query, k=1)
+    else:
+        from scipy.spatial import cKDTree  # deferred: slow to import
+
+        distance, index = cKDTree(reference).query(query, k=1, workers=-1)
+    return np.asarray(distance, dtype=np.float64), index.astype(np.int64)
 
 
 def _brute_force_index(query, reference, chunk_size):
@@ -71,7 +90,10 @@ def _brute_force_index(query, reference, chunk_size):
         best = torch.full(q.shape[:2], float("inf"), device=q.device, dtype=q.dtype)
         best_index = torch.zeros(q.shape[:2], device=q.device, dtype=torch.long)
         for r0 in range(0, reference.shape[1], ref_chunk):
-            d = torch.cdist(q, reference[:, r0 : r0 + ref_chunk])
+            # Exact distances: cdist's matrix-multiply form loses precision near ties.
+            d = torch.cdist(
+                q, reference[:, r0 : r0 + ref_chunk], compute_mode="donot_use_mm_for_euclid_dist"
+            )
             value, idx = d.min(-1)
             better = value < best
             best = torch.where(better, value, best)
