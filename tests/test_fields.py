@@ -239,10 +239,12 @@ def test_hyper_mlp_matches_python_loop(layer_norm):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
-def test_hyper_mlp_gradients_match_loop_float64():
+@pytest.mark.parametrize("strategy", ["batched", "per_instance", "auto"])
+def test_hyper_mlp_gradients_match_loop_float64(strategy):
     hyper, z = make_hyper(f64)
     x = torch.randn(3, 20, 5, dtype=f64, requires_grad=True)
     mlp = hyper(z)
+    mlp.strategy, mlp.per_instance_from = strategy, 10  # auto: per instance on the CPU
     out = mlp(x, x)
     ref = hyper_mlp_loop(mlp.weights, mlp.biases, x, x, (1, 2), True)
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)

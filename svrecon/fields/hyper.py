@@ -37,6 +37,11 @@ class HyperMLP:
         chunk_size: points per instance evaluated at once. Small chunks keep the
             working set in cache, which is what makes batching pay off on a CPU
             (see ``benchmarks/bench_hyper_mlp.py``); results do not depend on it.
+        strategy: ``"batched"`` (one batched matrix product per layer, in chunks),
+            ``"per_instance"`` (one dense GEMM per instance and layer) or ``"auto"``:
+            per instance on the CPU when an instance has more than ``per_instance_from``
+            points (there one GEMM already runs near the CPU's peak and batching only
+            adds memory traffic), batched otherwise and on every other device.
     """
 
     def __init__(
@@ -47,7 +52,13 @@ class HyperMLP:
         layer_norm: bool = True,
         final_activation: bool = False,
         chunk_size: int = 512,
+        strategy: str = "auto",
+        per_instance_from: int = 1536,
     ) -> None:
+        if strategy not in ("auto", "batched", "per_instance"):
+            raise ValueError(
+                f"strategy: expected 'auto', 'batched' or 'per_instance', got {strategy!r}"
+            )
         if len(weights) != len(biases) or not weights:
             raise ValueError("weights, biases: expected equal, non-zero numbers of layers")
         dims: dict[str, int] = {}
@@ -59,6 +70,7 @@ class HyperMLP:
         self.layer_norm = layer_norm
         self.final_activation = final_activation
         self.chunk_size = chunk_size
+        self.strategy, self.per_instance_from = strategy, per_instance_from
 
     @property
     def batch_size(self) -> int:
@@ -71,6 +83,16 @@ class HyperMLP:
             if extra is None:
                 raise ValueError(f"extra: layers {sorted(self.concat_layers)} need it, got None")
             check_shape("extra", extra, (self.batch_size, dims["N"], "E"))
+        per_instance = self.strategy == "per_instance" or (
+            self.strategy == "auto"
+            and x.device.type == "cpu"
+            and dims["N"] > self.per_instance_from
+        )
+        if per_instance:
+            return torch.stack(
+                [self._forward_instance(b, x[b], None if extra is None else extra[b])
+                 for b in range(self.batch_size)]
+            )  # fmt: skip
         if dims["N"] <= self.chunk_size:
             return self._forward(x, extra)
         starts = range(0, dims["N"], self.chunk_size)
@@ -84,6 +106,25 @@ class HyperMLP:
             ],
             dim=1,
         )
+
+    def _forward_instance(self, b: int, x: torch.Tensor, extra: torch.Tensor | None):
+        """Instance ``b``'s MLP on its points ``[N, k_in]`` with 2-D GEMMs (``addmm``)."""
+        last = len(self.weights) - 1
+        h = x
+        for i, (w, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            width = h.shape[-1] + (extra.shape[-1] if i in self.concat_layers else 0)
+            if width != w.shape[1]:
+                raise ValueError(f"x: layer {i} expects {w.shape[1]} inputs, got {width}")
+            if i in self.concat_layers:
+                k = h.shape[-1]
+                h = torch.addmm(torch.addmm(bias[b], extra, w[b, k:]), h, w[b, :k])
+            else:
+                h = torch.addmm(bias[b], h, w[b])
+            if i < last or self.final_activation:
+                if self.layer_norm:
+                    h = F.layer_norm(h, h.shape[-1:])
+                h = F.relu(h)
+        return h
 
     def _forward(self, x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
         last = len(self.weights) - 1
