@@ -48,11 +48,13 @@ class _PointFunction:
         self.chunk_size, self.device, self.dtype = chunk_size, device, dtype
         self.evaluations = 0
 
-    def __call__(self, points: np.ndarray) -> np.ndarray:
+    def __call__(self, points) -> np.ndarray:
+        """Values at float64 points ``[N, 3]`` (numpy or torch), in chunks."""
         values = []
+        points = torch.as_tensor(points)
         with torch.no_grad():
             for start in range(0, len(points), self.chunk_size):
-                x = torch.from_numpy(points[start : start + self.chunk_size])
+                x = points[start : start + self.chunk_size]
                 x = x.to(device=self.device, dtype=self.dtype)[None]
                 out = check_field_output(self.field(x), 1, x.shape[1])
                 if self.kind is None:
@@ -118,7 +120,7 @@ def extract_mesh(
     lo, hi = _bounds(bounds)
     fn = _PointFunction(field, kind, level, chunk_size, device, dtype)
     if method == "dense":
-        values = fn(grid_points(resolution, (lo, hi)).numpy()).reshape((resolution + 1,) * 3)
+        values = _dense(fn, resolution, lo, hi)
     elif method == "hierarchical":
         values = _hierarchical(fn, resolution, lo, hi, coarse_resolution, lipschitz)
     else:
@@ -135,10 +137,24 @@ def extract_mesh(
         divisor = resolution + 1 if seed_scaling else resolution
         vertices = vertices / divisor * (hi - lo) + lo
         mesh = trimesh.Trimesh(vertices, faces, process=False)
-        if mesh.volume < 0:
-            mesh.invert()
     mesh.metadata["field_evaluations"] = fn.evaluations
     return mesh
+
+
+def _dense(fn, resolution: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Every corner, built slab by slab (x slowest) with the values of
+    :func:`grid_points`, never the whole ``(resolution + 1)^3 x 3`` grid at once."""
+    n = resolution + 1
+    axes = [
+        torch.from_numpy(lo[a] + np.arange(n) * ((hi[a] - lo[a]) / resolution)) for a in range(3)
+    ]
+    rows = max(1, fn.chunk_size // (n * n))
+    values = np.empty((n, n, n))
+    for i in range(0, n, rows):
+        x = axes[0][i : i + rows]
+        slab = torch.stack(torch.meshgrid(x, axes[1], axes[2], indexing="ij"), -1)
+        values[i : i + rows] = fn(slab.reshape(-1, 3)).reshape(len(x), n, n)
+    return values
 
 
 def _hierarchical(fn, resolution, lo, hi, coarse_resolution, lipschitz) -> np.ndarray:
