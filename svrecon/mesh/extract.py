@@ -167,6 +167,7 @@ def _hierarchical(fn, resolution, lo, hi, coarse_resolution, lipschitz) -> np.nd
     res = coarse_resolution
     values = fn(grid_points(res, (lo, hi)).numpy()).reshape((res + 1,) * 3)
     is_sdf = fn.kind == "sdf"  # known after the first evaluation
+    inherited = None
     for _ in range(int(levels)):
         diagonal = np.linalg.norm((hi - lo) / res)
         corners = np.stack(
@@ -179,47 +180,29 @@ def _hierarchical(fn, resolution, lo, hi, coarse_resolution, lipschitz) -> np.nd
         )
         same_sign = (corners > 0).all(0) | (corners < 0).all(0)
         if is_sdf:
-            # |value| is |f| where evaluated and a lower bound of |f| where filled in.
             # Every point of a cell lies within half its diagonal of some corner, so
-            # all corners beyond that distance from the surface settle its sign.
+            # corners all beyond that distance from the surface (one sign) settle the
+            # whole closed cell; the sub-cells of a settled cell stay settled.
             settled = same_sign & (np.abs(corners).min(0) > 0.5 * lipschitz * diagonal)
+            if inherited is not None:
+                settled |= inherited
         else:
             settled = ~_dilate(~same_sign)
         fine = 2 * res
-        # Fine values: coarse corners keep theirs; the other corners of settled cells get
-        # a value of the right sign whose size is a lower bound of |f|, for an SDF
-        # max over coarse corners c of (|f(c)| - lipschitz * |x - c|).
+        # Corners that only settled cells touch get a value of the cell's sign (no
+        # triangle can come from them: marching cubes interpolates only along edges
+        # whose ends differ in sign, and those ends are evaluated exactly).
         new = np.zeros((fine + 1,) * 3)
-        sign = np.where(corners[0] > 0, 1.0, -1.0)
-        half_step = (hi - lo) / res / 2
-        offsets = [(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+        fill = np.where(corners[0] > 0, 1.0, -1.0) * np.maximum(np.abs(corners).min(0), 1e-12)
         for di in (0, 1, 2):
             for dj in (0, 1, 2):
                 for dk in (0, 1, 2):
-                    if is_sdf:
-                        bound = np.max(
-                            [
-                                np.abs(corners[n])
-                                - lipschitz
-                                * np.linalg.norm(
-                                    (np.array([di, dj, dk]) - 2 * np.array(c)) * half_step
-                                )
-                                for n, c in enumerate(offsets)
-                            ],
-                            axis=0,
-                        )
-                    else:
-                        bound = np.abs(corners).min(0)
-                    fill = sign * np.maximum(bound, 1e-12)
-                    new[di : di + fine : 2, dj : dj + fine : 2, dk : dk + fine : 2] = np.where(
-                        settled,
-                        fill,
-                        new[di : di + fine : 2, dj : dj + fine : 2, dk : dk + fine : 2],
-                    )
+                    view = new[di : di + fine : 2, dj : dj + fine : 2, dk : dk + fine : 2]
+                    view[settled] = fill[settled]
+        inherited = np.repeat(np.repeat(np.repeat(settled, 2, 0), 2, 1), 2, 2)
         new[::2, ::2, ::2] = values
         # A fine corner needs the field unless all cells around it are settled.
-        open_cells = np.repeat(np.repeat(np.repeat(~settled, 2, 0), 2, 1), 2, 2)
-        needed = _cells_to_corners(open_cells)
+        needed = _cells_to_corners(~inherited)
         needed[::2, ::2, ::2] = False  # already known exactly
         index = np.argwhere(needed)
         if len(index):
