@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # only when pyproject.toml changes, so a second `make test` starts testing at once.
 STAMP  := $(VENV)/.svrecon-installed
 
-.PHONY: demo test lint pytest venv clean
+.PHONY: demo test lint pytest venv clean bench-gpu
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ test: lint pytest
 # Reconstructs held-out procedural shapes with the shipped checkpoints (svrecon/checkpoints).
 demo: $(STAMP)
 	$(BIN)/python -m svrecon demo --out demo_output
+
+# On a machine with CUDA: the CUDA tests and every benchmark, appended to RESULTS.md.
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/run_suite.py --device cuda
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
