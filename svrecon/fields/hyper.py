@@ -108,37 +108,29 @@ class HyperMLP:
         )
 
     def _forward_instance(self, b: int, x: torch.Tensor, extra: torch.Tensor | None):
-        """Instance ``b``'s MLP on its points ``[N, k_in]`` with 2-D GEMMs (``addmm``)."""
-        last = len(self.weights) - 1
-        h = x
-        for i, (w, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            width = h.shape[-1] + (extra.shape[-1] if i in self.concat_layers else 0)
-            if width != w.shape[1]:
-                raise ValueError(f"x: layer {i} expects {w.shape[1]} inputs, got {width}")
-            if i in self.concat_layers:
-                k = h.shape[-1]
-                h = torch.addmm(torch.addmm(bias[b], extra, w[b, k:]), h, w[b, :k])
-            else:
-                h = torch.addmm(bias[b], h, w[b])
-            if i < last or self.final_activation:
-                if self.layer_norm:
-                    h = F.layer_norm(h, h.shape[-1:])
-                h = F.relu(h)
-        return h
+        """Instance ``b``'s MLP on its points ``[N, k_in]``, one 2-D GEMM per layer."""
+        return self._layers(x, extra, [w[b] for w in self.weights], [c[b] for c in self.biases])
 
     def _forward(self, x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
-        last = len(self.weights) - 1
-        h = x
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+        """The batch's MLPs on points ``[B, n, k_in]``, one batched product per layer."""
+        return self._layers(x, extra, self.weights, [c[:, None] for c in self.biases])
+
+    def _layers(self, h, extra, weights, biases) -> torch.Tensor:
+        """The layers on ``h`` ``[(B,) n, k]`` with weights ``[(B,) k_in, k_out]`` and
+        biases broadcastable to the output; ``addmm`` for one instance, ``baddbmm`` for a
+        batch."""
+        affine = torch.addmm if h.dim() == 2 else torch.baddbmm
+        last = len(weights) - 1
+        for i, (w, bias) in enumerate(zip(weights, biases, strict=True)):
             width = h.shape[-1] + (extra.shape[-1] if i in self.concat_layers else 0)
-            if width != w.shape[1]:
-                raise ValueError(f"x: layer {i} expects {w.shape[1]} inputs, got {width}")
+            if width != w.shape[-2]:
+                raise ValueError(f"x: layer {i} expects {w.shape[-2]} inputs, got {width}")
             if i in self.concat_layers:
                 # [h, extra] @ W without materialising the concatenation.
                 k = h.shape[-1]
-                h = torch.baddbmm(torch.bmm(extra, w[:, k:]), h, w[:, :k]) + b[:, None]
+                h = affine(affine(bias, extra, w[..., k:, :]), h, w[..., :k, :])
             else:
-                h = torch.baddbmm(b[:, None], h, w)
+                h = affine(bias, h, w)
             if i < last or self.final_activation:
                 if self.layer_norm:
                     h = F.layer_norm(h, h.shape[-1:])
