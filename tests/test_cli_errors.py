@@ -6,15 +6,12 @@ import pytest
 import torch
 
 from svrecon.cli import main
-from svrecon.data import generate_procedural_dataset
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_procedural):
     root = tmp_path_factory.mktemp("cli")
-    data = root / "data"
-    generate_procedural_dataset(data, {"train": 1, "test": 1}, {"train": 1, "test": 1},
-                                image_size=16, progress=False)  # fmt: skip
+    (root / "data").symlink_to(tiny_procedural)
     from PIL import Image
 
     Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(root / "img.png")

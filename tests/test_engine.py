@@ -11,7 +11,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from svrecon.cli import main as cli_main
-from svrecon.data import ProceduralDataset, generate_procedural_dataset, validate_item
+from svrecon.data import ProceduralDataset, validate_item
 from svrecon.encoders import ConvEncoder
 from svrecon.engine import (
     TrainConfig,
@@ -236,27 +236,18 @@ def toy_registered():
     unregister_model("toy")
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("procedural")
-    generate_procedural_dataset(
-        root, {"train": 1, "test": 1}, {"train": 1, "test": 1}, image_size=16, progress=False
-    )
-    return root
-
-
 def test_a_registered_toy_model_runs_through_the_engine_and_the_cli(
-    toy_registered, tiny_data, tmp_path, capsys
+    toy_registered, tiny_procedural, tmp_path, capsys
 ):
     assert toy_registered.surface_kind == "sdf" and toy_registered.build("paper").config == {
         "latent_dim": 32,
         "hidden_dim": 16,
     }
-    validate_item(ProceduralDataset(tiny_data, "train")[0])
+    validate_item(ProceduralDataset(tiny_procedural, "train")[0])
     config = TrainConfig(
         model="toy",
         model_kwargs={"latent_dim": 8},
-        data_root=str(tiny_data),
+        data_root=str(tiny_procedural),
         out_dir=str(tmp_path / "engine"),
         iterations=3,
         batch_size=2,
@@ -270,7 +261,7 @@ def test_a_registered_toy_model_runs_through_the_engine_and_the_cli(
     assert (tmp_path / "engine" / "preview_000003.png").exists()
     model = load_model(tmp_path / "engine" / "checkpoint.pt")
     assert isinstance(model, ToySDF)
-    report = evaluate_dataset(ProceduralDataset(tiny_data, "test"), "procedural", model=model)
+    report = evaluate_dataset(ProceduralDataset(tiny_procedural, "test"), "procedural", model=model)
     assert np.isfinite(report.summary["chamfer"])
 
     # The same through the command line.
@@ -282,7 +273,7 @@ def test_a_registered_toy_model_runs_through_the_engine_and_the_cli(
                 "--model",
                 "toy",
                 "--data",
-                str(tiny_data),
+                str(tiny_procedural),
                 "--out",
                 str(out),
                 "--iterations",
@@ -295,14 +286,16 @@ def test_a_registered_toy_model_runs_through_the_engine_and_the_cli(
     )
     ckpt = str(out / "checkpoint.pt")
     assert (
-        cli_main(["evaluate", ckpt, "--data", str(tiny_data), "--table", str(tmp_path / "t.csv")])
+        cli_main(
+            ["evaluate", ckpt, "--data", str(tiny_procedural), "--table", str(tmp_path / "t.csv")]
+        )
         == 0
     )
     printed = capsys.readouterr().out
     assert "chamfer" in printed and (tmp_path / "t.csv").exists()
     from PIL import Image
 
-    item = ProceduralDataset(tiny_data, "test")[0]
+    item = ProceduralDataset(tiny_procedural, "test")[0]
     rgba = torch.cat([item["image"], item["mask"][None].float()]).permute(1, 2, 0)
     Image.fromarray((rgba.numpy() * 255).astype(np.uint8), "RGBA").save(tmp_path / "in.png")
     mesh_path = tmp_path / "toy.obj"

@@ -14,7 +14,7 @@ import trimesh
 
 from svrecon.cameras import OrthographicCamera
 from svrecon.cli import main as cli_main
-from svrecon.data import ProceduralDataset, generate_procedural_dataset
+from svrecon.data import ProceduralDataset
 from svrecon.engine import TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 from svrecon.models import DISN, SDFSRN
 
@@ -24,24 +24,15 @@ TINY_DISN = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(
                  num_points=256)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("procedural")
-    generate_procedural_dataset(
-        root, {"train": 1, "test": 1}, {"train": 1, "test": 1}, image_size=32, progress=False
-    )
-    return root
-
-
 def batch_of(root, n=4, split="train"):
     ds = ProceduralDataset(root, split)
     return torch.utils.data.default_collate([ds[i] for i in range(n)])
 
 
-def test_sdf_srn_losses_perspective_and_orthographic(tiny_data):
+def test_sdf_srn_losses_perspective_and_orthographic(tiny_procedural):
     torch.manual_seed(0)
     model = SDFSRN(**TINY_SDF_SRN)
-    batch = batch_of(tiny_data)
+    batch = batch_of(tiny_procedural)
     losses = model.losses(batch)
     assert set(losses) == {"rgb", "silhouette", "intersection", "free_space", "eikonal", "total"}
     expected = sum(model.loss_weights[k] * v for k, v in losses.items() if k != "total")
@@ -58,10 +49,12 @@ def test_sdf_srn_losses_perspective_and_orthographic(tiny_data):
     assert all(torch.isfinite(v) for v in out.values())
 
 
-def test_sdf_srn_sphere_pretraining_fits_the_field_and_trains_the_marcher(tiny_data):
+def test_sdf_srn_sphere_pretraining_fits_the_field_and_trains_the_marcher(tiny_procedural):
     torch.manual_seed(0)
     model = SDFSRN(**TINY_SDF_SRN).double()
-    batch = {k: v.double() if v.is_floating_point() else v for k, v in batch_of(tiny_data).items()}
+    batch = {
+        k: v.double() if v.is_floating_point() else v for k, v in batch_of(tiny_procedural).items()
+    }
     shared = [p for m in (model.encoder, model.field) for p in m.parameters()]
     torch.manual_seed(1)
     loss = model.pretraining_loss(batch, radius=0.4)
@@ -81,10 +74,10 @@ def test_sdf_srn_sphere_pretraining_fits_the_field_and_trains_the_marcher(tiny_d
 
 
 @pytest.mark.parametrize("camera", ["gt", "predicted"])
-def test_disn_losses_and_camera_network(tiny_data, camera):
+def test_disn_losses_and_camera_network(tiny_procedural, camera):
     torch.manual_seed(0)
     model = DISN(camera=camera, **TINY_DISN)
-    losses = model.losses(batch_of(tiny_data))
+    losses = model.losses(batch_of(tiny_procedural))
     assert ("camera" in losses) == (camera == "predicted")
     losses["total"].backward()
     if camera == "predicted":
@@ -92,8 +85,8 @@ def test_disn_losses_and_camera_network(tiny_data, camera):
     assert model.decoder.local_head[0].weight.grad.abs().sum() > 0
 
 
-def test_reconstruct_returns_meshes(tiny_data):
-    batch = batch_of(tiny_data, 2, "test")
+def test_reconstruct_returns_meshes(tiny_procedural):
+    batch = batch_of(tiny_procedural, 2, "test")
     model = SDFSRN(**TINY_SDF_SRN)
     meshes = model.reconstruct(batch["image"], resolution=16)
     assert len(meshes) == 2 and all(isinstance(m, trimesh.Trimesh) for m in meshes)
@@ -108,11 +101,13 @@ def tiny_config(root, out, model="disn", iterations=4, **kw):
 
 
 @pytest.mark.parametrize("model", ["disn", "sdf_srn"])
-def test_resume_continues_with_identical_losses(tiny_data, tmp_path, model):
-    full = train(tiny_config(tiny_data, tmp_path / "full", model), progress=False)
-    first = train(tiny_config(tiny_data, tmp_path / "part", model, iterations=2), progress=False)
+def test_resume_continues_with_identical_losses(tiny_procedural, tmp_path, model):
+    full = train(tiny_config(tiny_procedural, tmp_path / "full", model), progress=False)
+    first = train(
+        tiny_config(tiny_procedural, tmp_path / "part", model, iterations=2), progress=False
+    )
     rest = train(
-        tiny_config(tiny_data, tmp_path / "part", model),
+        tiny_config(tiny_procedural, tmp_path / "part", model),
         resume=tmp_path / "part" / "checkpoint.pt",
         progress=False,
     )
@@ -122,8 +117,8 @@ def test_resume_continues_with_identical_losses(tiny_data, tmp_path, model):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_bad_checkpoints_give_clear_errors(tiny_data, tmp_path):
-    train(tiny_config(tiny_data, tmp_path / "run", iterations=2), progress=False)
+def test_bad_checkpoints_give_clear_errors(tiny_procedural, tmp_path):
+    train(tiny_config(tiny_procedural, tmp_path / "run", iterations=2), progress=False)
     good = tmp_path / "run" / "checkpoint.pt"
     corrupted = tmp_path / "corrupted.pt"
     corrupted.write_bytes(good.read_bytes()[:200])
@@ -135,16 +130,16 @@ def test_bad_checkpoints_give_clear_errors(tiny_data, tmp_path):
         load_checkpoint(foreign)
     with pytest.raises(ValueError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
-    other = tiny_config(tiny_data, tmp_path / "other")
+    other = tiny_config(tiny_procedural, tmp_path / "other")
     other.model_kwargs = {**TINY_DISN, "global_dim": 8}
     with pytest.raises(ValueError, match="model settings"):
         train(other, resume=good, progress=False)
     with pytest.raises(ValueError, match="sdf_srn"):
-        train(tiny_config(tiny_data, tmp_path / "x", "sdf_srn"), resume=good, progress=False)
+        train(tiny_config(tiny_procedural, tmp_path / "x", "sdf_srn"), resume=good, progress=False)
     weights_only = tmp_path / "weights.pt"
     save_checkpoint(weights_only, load_model(good))
     with pytest.raises(ValueError, match="optimizer"):
-        train(tiny_config(tiny_data, tmp_path / "y"), resume=weights_only, progress=False)
+        train(tiny_config(tiny_procedural, tmp_path / "y"), resume=weights_only, progress=False)
     state = load_checkpoint(good)
     state["state_dict"].pop(next(iter(state["state_dict"])))
     torch.save(state, tmp_path / "mismatched.pt")
@@ -162,16 +157,16 @@ train(TrainConfig(model="disn", model_kwargs=kwargs, data_root=sys.argv[1], out_
 
 
 @pytest.mark.slow
-def test_ddp_on_cpu_matches_one_process(tiny_data, tmp_path):
+def test_ddp_on_cpu_matches_one_process(tiny_procedural, tmp_path):
     """Two gloo ranks with half the batch each end with the weights of one process on
     the whole batch. DISN with every SDF sample used has no randomness in its loss."""
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = [sys.executable, str(script), str(tiny_data), str(tmp_path / "one")]
+    one = [sys.executable, str(script), str(tiny_procedural), str(tmp_path / "one")]
     subprocess.run(one, check=True, env=env, timeout=300)
     two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(script), str(tiny_data), str(tmp_path / "two")]  # fmt: skip
+           str(script), str(tiny_procedural), str(tmp_path / "two")]  # fmt: skip
     subprocess.run(two, check=True, env=env, timeout=300)
     a = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["state_dict"]
     b = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["state_dict"]
@@ -179,15 +174,15 @@ def test_ddp_on_cpu_matches_one_process(tiny_data, tmp_path):
     assert any((a[k] != 0).any() for k in a)
 
 
-def test_cli_evaluate_and_reconstruct(tiny_data, tmp_path, capsys):
-    train(tiny_config(tiny_data, tmp_path / "run", iterations=2), progress=False)
+def test_cli_evaluate_and_reconstruct(tiny_procedural, tmp_path, capsys):
+    train(tiny_config(tiny_procedural, tmp_path / "run", iterations=2), progress=False)
     ckpt = str(tmp_path / "run" / "checkpoint.pt")
-    cli_main(["evaluate", ckpt, "--data", str(tiny_data), "--items", "2", "--sphere"])
+    cli_main(["evaluate", ckpt, "--data", str(tiny_procedural), "--items", "2", "--sphere"])
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and all("chamfer" in r and r["items"] == 2 for r in rows.values())
     from PIL import Image
 
-    item = ProceduralDataset(tiny_data, "test")[0]
+    item = ProceduralDataset(tiny_procedural, "test")[0]
     image = (item["image"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "input.png")
     Image.fromarray(item["mask"].numpy().astype(np.uint8) * 255).save(tmp_path / "mask.png")

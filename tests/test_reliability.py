@@ -40,14 +40,13 @@ def test_masked_losses_ignore_masked_out_values(poison):
     assert torch.isfinite(grad).all()
 
 
-def test_a_nan_loss_stops_training_and_keeps_the_last_finite_checkpoint(tmp_path, monkeypatch):
-    from svrecon.data import generate_procedural_dataset
+def test_a_nan_loss_stops_training_and_keeps_the_last_finite_checkpoint(
+    tmp_path, monkeypatch, tiny_procedural
+):
     from svrecon.engine import NonFiniteLossError, TrainConfig, load_checkpoint, train
     from svrecon.models import DISN
 
-    root = tmp_path / "data"
-    generate_procedural_dataset(root, {"train": 1, "test": 1}, {"train": 1, "test": 1},
-                                image_size=16, progress=False)  # fmt: skip
+    root = tiny_procedural
     original, calls = DISN.compute_losses, []
 
     def poisoned(self, batch):
