@@ -6,10 +6,11 @@ import torch
 
 
 def safe_norm(v: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
-    """``|v|`` along ``dim``; the zero vector has norm 0 and a zero (sub)gradient."""
+    """``|v|`` along ``dim``; the zero vector has norm 0 and a zero (sub)gradient, and a
+    NaN stays NaN (it is not read as a zero vector)."""
     sq = (v * v).sum(dim, keepdim=keepdim)
-    positive = sq > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, sq, 1.0)), 0.0)
+    zero = sq == 0
+    return torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, sq)))
 
 
 def safe_normalize(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -71,3 +71,19 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_finite_checkpoint(
                if v.is_floating_point())  # fmt: skip
     logged = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert len(logged) == 2
+
+
+def test_norms_keep_nan_and_empty_eikonal_is_zero():
+    from svrecon.losses import eikonal_loss
+    from svrecon.numerics import safe_norm
+
+    assert torch.isnan(safe_norm(torch.tensor([[float("nan"), 0.0, 0.0]])))
+    assert torch.isnan(eikonal_loss(torch.tensor([[[float("nan"), 0.0, 0.0]]])))
+    v = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(safe_norm(v).sum(), v)
+    assert torch.equal(g, torch.zeros_like(g))  # zero vector: zero subgradient
+    empty = torch.zeros(1, 0, 3, requires_grad=True)
+    loss = eikonal_loss(empty)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert empty.grad.shape == (1, 0, 3)

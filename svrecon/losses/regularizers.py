@@ -17,10 +17,11 @@ def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
     ShapeNet and 1 on Pascal3D, Cat3D 0.01, ShapeClipper 0.03, VolSDF 0.1).
 
     Take ``gradients`` from :func:`svrecon.fields.sdf_gradient` with ``create_graph=True``.
-    A zero gradient gives ``(0 - 1)^2`` with a finite (zero) derivative.
+    A zero gradient gives ``(0 - 1)^2`` with a finite (zero) derivative; no points
+    (``N = 0``) give 0 with zero gradients; a NaN gradient gives NaN.
     """
     check_shape("gradients", gradients, ("B", "N", 3))
-    return ((safe_norm(gradients) - 1) ** 2).mean()
+    return weighted_mean((safe_norm(gradients) - 1) ** 2)
 
 
 def _expand_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
