@@ -87,3 +87,18 @@ def test_norms_keep_nan_and_empty_eikonal_is_zero():
     assert loss.item() == 0.0
     loss.backward()
     assert empty.grad.shape == (1, 0, 3)
+
+
+def test_bad_sizes_and_integer_inputs():
+    from svrecon.cameras import sample_pixels_uniform
+    from svrecon.mesh import grid_points
+    from svrecon.renderers import LaplaceDensity
+
+    with pytest.raises(ValueError, match="resolution"):
+        grid_points(0)
+    for args, name in (((-1, 4, 4, 2), "batch_size"), ((1, -4, 4, 2), "height"),
+                       ((1, 4, 0, 2), "width")):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            sample_pixels_uniform(*args)
+    density = LaplaceDensity()
+    torch.testing.assert_close(density(torch.tensor([0, 1])), density(torch.tensor([0.0, 1.0])))

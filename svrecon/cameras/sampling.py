@@ -50,6 +50,9 @@ def sample_pixels_uniform(
     dtype: torch.dtype = torch.float32,
 ) -> PixelSample:
     """``num`` distinct pixels per image, uniformly without replacement (SDF-SRN, Cat3D)."""
+    for name, value in (("batch_size", batch_size), ("height", height), ("width", width)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if not 0 < num <= height * width:
         raise ValueError(
             f"num: expected 1..{height * width} pixels for {height}x{width}, got {num}"

@@ -28,6 +28,8 @@ def _bounds(bounds) -> tuple[np.ndarray, np.ndarray]:
 def grid_points(resolution: int, bounds=(-0.6, 0.6)) -> torch.Tensor:
     """The ``(resolution + 1)^3`` corners ``min + i * (max - min) / resolution`` of a grid
     of ``resolution^3`` cells, ``[N, 3]`` in ``ij`` order (x slowest), float64."""
+    if not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution: expected a positive integer, got {resolution!r}")
     lo, hi = _bounds(bounds)
     index = np.stack(np.meshgrid(*[np.arange(resolution + 1)] * 3, indexing="ij"), -1)
     return torch.from_numpy(_corner_points(index.reshape(-1, 3), resolution, lo, hi))

@@ -34,7 +34,10 @@ class LaplaceDensity(nn.Module):
         return self.beta_param.abs() + self.beta_min
 
     def forward(self, sdf: torch.Tensor) -> torch.Tensor:
-        """Density of SDF values ``[...]`` -> ``[...]``."""
+        """Density of SDF values ``[...]`` -> ``[...]`` (integer values are promoted to the
+        default float dtype, never computed in integer arithmetic)."""
+        if not sdf.is_floating_point():
+            sdf = sdf.to(torch.get_default_dtype())
         beta = self.beta.to(sdf.dtype)
         # Both branches are computed; clamping keeps the unused one from overflowing.
         outside = 0.5 * torch.exp(-sdf.clamp_min(0) / beta)
