@@ -72,18 +72,30 @@ def save_panel(rows: list[list[torch.Tensor]], path: str | Path, titles: list[st
     return path
 
 
+def _spread(dataset, count: int) -> list[dict]:
+    """Up to ``count`` evaluation items, one per category first (in the dataset's
+    order), then the next ones."""
+    chosen, seen, rest = [], set(), []
+    for i in evaluation_indices(dataset):
+        item = dataset[i]
+        label = int(item["label"])
+        (rest if label in seen else chosen).append(item)
+        seen.add(label)
+        if len(chosen) == count:
+            break
+    return (chosen + rest)[:count]
+
+
 @torch.no_grad()
 def save_preview(model, dataset, path, items: int = 4, resolution: int = 64) -> Path:
-    """Panel for a few items of ``dataset``: input | the extracted mesh from the input
-    view and three novel views | the ground-truth surface samples from novel view 1."""
+    """Panel for a few items of ``dataset`` (different categories first): input | the
+    extracted mesh from the input view and three novel views | the ground-truth
+    surface samples from novel view 1."""
     from ..models import batch_camera
 
     device = next(model.parameters()).device
-    picks = evaluation_indices(dataset)
-    picks = picks[:: max(1, len(picks) // items)][:items]
     rows = []
-    for i in picks:
-        item = dataset[i]
+    for item in _spread(dataset, items):
         batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v)
                  for k, v in item.items()}  # fmt: skip
         camera = batch_camera(batch)
