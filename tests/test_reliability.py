@@ -102,3 +102,38 @@ def test_bad_sizes_and_integer_inputs():
             sample_pixels_uniform(*args)
     density = LaplaceDensity()
     torch.testing.assert_close(density(torch.tensor([0, 1])), density(torch.tensor([0.0, 1.0])))
+
+
+def test_checkpoint_and_resume_checks(tmp_path, tiny_procedural):
+    from svrecon.engine import TrainConfig, load_checkpoint, load_model, train
+
+    kwargs = dict(encoder="conv", global_dim=8, point_dims=(8,), head_dims=(8,), num_points=64)
+
+    def config(out, **kw):
+        settings = dict(iterations=2, batch_size=2, checkpoint_every=1, log_every=1)
+        return TrainConfig(model="disn", model_kwargs=kwargs, data_root=str(tiny_procedural),
+                           out_dir=str(out), **{**settings, **kw})  # fmt: skip
+
+    train(config(tmp_path / "run"), progress=False)
+    good = tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(ValueError, match=r"differs in lr \(saved 0.0001, now 0.001\)"):
+        train(config(tmp_path / "run", iterations=3, lr=1e-3), resume=good, progress=False)
+    with pytest.raises(ValueError, match="seed"):
+        train(config(tmp_path / "run", iterations=3, seed=5), resume=good, progress=False)
+    # A resumed run logs each step once, even after a crash left later lines behind.
+    log = tmp_path / "run" / "log.jsonl"
+    log.write_text(log.read_text() + '{"step": 7, "total": 1.0}\n')
+    train(config(tmp_path / "run", iterations=3), resume=good, progress=False)
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in log.read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    state = load_checkpoint(good)
+    for key in ("state_dict", "step"):
+        broken = {k: v for k, v in state.items() if k != key}
+        torch.save(broken, tmp_path / f"no_{key}.pt")
+        with pytest.raises(ValueError, match=f"lacks \\['{key}'\\]"):
+            load_checkpoint(tmp_path / f"no_{key}.pt")
+    name = next(k for k, v in state["state_dict"].items() if v.is_floating_point())
+    state["state_dict"][name] = state["state_dict"][name] * float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="non-finite weights"):
+        load_model(tmp_path / "nan.pt")
