@@ -5,6 +5,12 @@ from __future__ import annotations
 import torch
 
 
+def mean_or_zero(loss: torch.Tensor) -> torch.Tensor:
+    """The mean of ``loss``; 0 with zero gradients when it has no entries (never NaN),
+    without a host synchronisation (the count is the tensor's shape)."""
+    return loss.sum() / max(loss.numel(), 1)
+
+
 def weighted_mean(
     loss: torch.Tensor,
     weight: torch.Tensor | None = None,

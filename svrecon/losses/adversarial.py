@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_shape
+from ._reduce import mean_or_zero
 
 __all__ = ["discriminator_loss", "generator_loss", "r1_penalty"]
 
@@ -17,7 +18,7 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     ``fake_logits`` ``[B]`` or ``[B, 1]``, the discriminator on the stacked
     reconstructed and randomly posed renders.
     """
-    return F.softplus(-_logits("fake_logits", fake_logits)).mean()
+    return mean_or_zero(F.softplus(-_logits("fake_logits", fake_logits)))
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -28,7 +29,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
     """
     real = _logits("real_logits", real_logits)
     fake = _logits("fake_logits", fake_logits)
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+    return mean_or_zero(F.softplus(-real)) + mean_or_zero(F.softplus(fake))
 
 
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,7 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
             f"real_images: expected shape [B={logits.shape[0]}, ...], got {list(real_images.shape)}"
         )
     (grad,) = torch.autograd.grad(logits.sum(), real_images, create_graph=True)
-    return grad.pow(2).flatten(1).sum(-1).mean()
+    return mean_or_zero(grad.pow(2).flatten(1).sum(-1))
 
 
 def _logits(name: str, logits: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_shape
-from ._reduce import weighted_mean
+from ._reduce import mean_or_zero, weighted_mean
 
 __all__ = [
     "occupancy_photometric_loss",
@@ -52,7 +52,7 @@ def occupancy_silhouette_loss(
     dims = check_shape("occupancy", occupancy, ("B", "R"))
     check_shape("mask", mask, ("B", "R"), dims)
     target = mask.to(occupancy.dtype) * inside_value
-    return (occupancy - target).abs().mean()
+    return mean_or_zero((occupancy - target).abs())
 
 
 def occupancy_photometric_loss(
@@ -100,7 +100,7 @@ def occupancy_pretraining_losses(
 
     def squared(pred, target):
         error = (pred - target.to(pred.dtype)) ** 2
-        return error.mean() if reduction == "mean" else error.flatten(1).sum(1).mean()
+        return mean_or_zero(error) if reduction == "mean" else mean_or_zero(error.flatten(1).sum(1))
 
     dims = check_shape("occupancy", occupancy, ("B", "N"))
     check_shape("occupancy_target", occupancy_target, ("B", "N"), dims)

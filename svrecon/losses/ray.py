@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_shape
-from ._reduce import weighted_mean
+from ._reduce import mean_or_zero, weighted_mean
 
 __all__ = ["ray_free_space_loss", "ray_intersection_loss"]
 
@@ -43,4 +43,4 @@ def ray_free_space_loss(marched_values: torch.Tensor, margin: float = 0.01) -> t
     check_shape("marched_values", marched_values, ("B", "R", "S"))
     if marched_values.shape[-1] < 2:
         raise ValueError("marched_values: need at least 2 marched values per ray")
-    return torch.relu(margin - marched_values[..., :-1]).mean()
+    return mean_or_zero(torch.relu(margin - marched_values[..., :-1]))

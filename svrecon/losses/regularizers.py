@@ -7,7 +7,7 @@ import torch
 from ..checks import check_shape
 from ..fields.gradients import field_value
 from ..numerics import safe_norm
-from ._reduce import weighted_mean
+from ._reduce import mean_or_zero, weighted_mean
 
 __all__ = ["eikonal_loss", "masked_l1_loss", "masked_mse_loss", "sphere_sdf_loss", "symmetry_loss"]
 
@@ -36,7 +36,7 @@ def _photometric(error_fn, pred, target, mask):
     are replaced before the error is taken, so a NaN there reaches neither the value
     nor the gradient."""
     if mask is None:
-        return error_fn(pred, target).mean()
+        return mean_or_zero(error_fn(pred, target))
     m = _expand_mask(mask, pred)
     zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
     error = error_fn(torch.where(m, pred, zero), torch.where(m, target, zero))
@@ -90,4 +90,4 @@ def sphere_sdf_loss(sdf: torch.Tensor, points: torch.Tensor, radius: float = 0.5
     """
     dims = check_shape("points", points, ("B", "N", 3))
     check_shape("sdf", sdf, (dims["B"], dims["N"]))
-    return ((sdf - (points.norm(dim=-1) - radius)) ** 2).mean()
+    return mean_or_zero((sdf - (points.norm(dim=-1) - radius)) ** 2)

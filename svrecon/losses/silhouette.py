@@ -7,7 +7,7 @@ import torch
 
 from ..cameras.cameras import Camera, OrthographicCamera, PerspectiveCamera
 from ..checks import check_shape
-from ._reduce import weighted_mean
+from ._reduce import mean_or_zero, weighted_mean
 
 __all__ = ["importance_weights", "silhouette_lower_bound", "silhouette_sdf_loss", "soft_iou_loss"]
 
@@ -98,4 +98,4 @@ def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 0.0) ->
     iou = torch.where(
         empty, torch.ones_like(union), (inter + eps) / torch.where(empty, 1.0, union + eps)
     )
-    return (1 - iou).mean()
+    return mean_or_zero(1 - iou)

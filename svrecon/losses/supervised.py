@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_shape
+from ._reduce import mean_or_zero
 
 __all__ = ["camera_point_cloud_loss", "disn_sdf_loss"]
 
@@ -29,7 +30,7 @@ def disn_sdf_loss(
     check_shape("target", target, (dims["B"], dims["N"]))
     near = target <= delta if inclusive else target < delta
     weight = torch.where(near, m1, m2).to(pred.dtype)
-    return (weight * (scale * target - pred).abs()).mean()
+    return mean_or_zero(weight * (scale * target - pred).abs())
 
 
 def camera_point_cloud_loss(
@@ -45,4 +46,4 @@ def camera_point_cloud_loss(
     def apply(pose):
         return points @ pose[:, :, :3].transpose(1, 2) + pose[:, None, :, 3]
 
-    return ((apply(pred_pose) - apply(gt_pose)) ** 2).sum(-1).mean()
+    return mean_or_zero(((apply(pred_pose) - apply(gt_pose)) ** 2).sum(-1))

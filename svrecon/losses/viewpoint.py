@@ -13,6 +13,7 @@ import torch
 
 from ..checks import check_shape
 from ..numerics import safe_norm
+from ._reduce import mean_or_zero
 
 __all__ = [
     "angle_range_loss",
@@ -52,7 +53,7 @@ def view_consistency_loss(
         raise ValueError(
             f"estimator(images): expected shape {list(target.shape)}, got {list(predicted.shape)}"
         )
-    return (1 - (predicted * target).sum(-1).mean(-1)).mean()
+    return mean_or_zero(1 - (predicted * target).sum(-1).mean(-1))
 
 
 def uniform_azimuth_loss(trig: torch.Tensor, p: int = 1) -> torch.Tensor:
@@ -98,7 +99,9 @@ def angle_range_loss(
     zero = safe_norm(trig) == 0
     cos = torch.where(zero, torch.ones_like(trig[:, 0]), trig[:, 0])
     angle = torch.rad2deg(torch.atan2(trig[:, 1], cos))
-    return torch.relu(low - margin - angle).mean() + torch.relu(angle - high - margin).mean()
+    return mean_or_zero(torch.relu(low - margin - angle)) + mean_or_zero(
+        torch.relu(angle - high - margin)
+    )
 
 
 def flip_symmetry_loss(trig: torch.Tensor, trig_flipped: torch.Tensor) -> torch.Tensor:
