@@ -299,38 +299,10 @@ def test_a_registered_toy_model_runs_through_the_engine_and_the_cli(
     rgba = torch.cat([item["image"], item["mask"][None].float()]).permute(1, 2, 0)
     Image.fromarray((rgba.numpy() * 255).astype(np.uint8), "RGBA").save(tmp_path / "in.png")
     mesh_path = tmp_path / "toy.obj"
-    assert (
-        cli_main(
-            [
-                "reconstruct",
-                str(tmp_path / "in.png"),
-                "--checkpoint",
-                ckpt,
-                "--out",
-                str(mesh_path),
-                "--size",
-                "16",
-                "--resolution",
-                "16",
-            ]
-        )
-        == 0
-    )
+    reconstruct = ["reconstruct", str(tmp_path / "in.png"), "--checkpoint", ckpt,
+                   "--out", str(mesh_path)]  # fmt: skip
+    assert cli_main([*reconstruct, "--size", "16", "--resolution", "16"]) == 0
     assert mesh_path.exists() and mesh_path.with_suffix(".png").exists()
     # A checkpoint of one model is refused for another.
-    assert (
-        cli_main(
-            [
-                "reconstruct",
-                str(tmp_path / "in.png"),
-                "--checkpoint",
-                ckpt,
-                "--model",
-                "disn",
-                "--out",
-                str(mesh_path),
-            ]
-        )
-        == 2
-    )
+    assert cli_main([*reconstruct, "--model", "disn"]) == 2
     assert "holds a 'toy' model" in capsys.readouterr().err
