@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -69,7 +69,6 @@ class TrainConfig:
     eval_items: int = 12
     protocol: str | None = "procedural"
     log_every: int = 10
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         get_model(self.model)  # an unknown name fails here, listing the known ones
@@ -131,12 +130,12 @@ def _move(batch: dict, device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def _check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
+def _check_finite(losses: dict[str, torch.Tensor], where: str) -> None:
     bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
     if bad:
         terms = [k for k in bad if k != "total"] or bad
         raise NonFiniteLossError(
-            f"loss: {', '.join(terms)} became non-finite at step {step}; nothing was stepped "
+            f"loss: {', '.join(terms)} became non-finite at {where}; nothing was stepped "
             "or saved for it (the checkpoint on disk is the last finite one)"
         )
 
@@ -227,7 +226,7 @@ def train(
         batches = _batches(train_set, config, 0, rank, world)
         for k in tqdm(range(config.pretrain_iterations), desc="pretrain", disable=not progress):
             loss = model.pretraining_loss(_move(next(batches), device))
-            _check_finite({"pretraining": loss}, -(config.pretrain_iterations - k))
+            _check_finite({"pretraining": loss}, f"pretraining step {k + 1}")
             pre_opt.zero_grad()
             loss.backward()
             if world > 1:
@@ -248,7 +247,7 @@ def train(
     while step < config.iterations:
         batch = _move(next(batches), device)
         losses = wrapped(batch)
-        _check_finite(losses, step + 1)
+        _check_finite(losses, f"step {step + 1}")
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()
