@@ -36,6 +36,7 @@ def steps(device: str, quick: bool) -> list[list[str]]:
     out.append([py, "benchmarks/bench_metrics.py", "--device", device, "--points", points])
     if not quick:
         out.append([py, "benchmarks/bench_import.py"])
+        out.append([py, "benchmarks/bench_training.py", "--device", device])
     return out
 
 

@@ -1,0 +1,91 @@
+"""Training throughput of every registered model: steps per second (forward, backward
+and an Adam step on a batch) and peak memory, for each preset, each in its own process.
+
+    python benchmarks/bench_training.py [--presets cpu paper] [--batch 4] [--steps 3]
+
+The batch comes from a small procedural dataset written to ``--data`` (64 x 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, resource, sys, time
+import torch
+from svrecon.data import ProceduralDataset
+from svrecon.models import get_model
+name, preset, data, batch_size, steps, device = sys.argv[1:7]
+batch_size, steps = int(batch_size), int(steps)
+torch.manual_seed(0)
+model = get_model(name).build(preset).to(device)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+ds = ProceduralDataset(data, "train")
+batch = torch.utils.data.default_collate([ds[i] for i in range(batch_size)])
+batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def step():
+    losses = model.losses(batch)
+    optimizer.zero_grad()
+    losses["total"].backward()
+    optimizer.step()
+step()  # warm-up
+if device == "cuda":
+    torch.cuda.synchronize()
+start = time.perf_counter()
+for _ in range(steps):
+    step()
+if device == "cuda":
+    torch.cuda.synchronize()
+elapsed = time.perf_counter() - start
+peak = (torch.cuda.max_memory_allocated() / 1e9 if device == "cuda"
+        else int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1e6)
+params = sum(p.numel() for p in model.parameters())
+print(json.dumps({"steps_per_s": steps / elapsed, "peak_gb": peak, "params": params}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--presets", nargs="+", default=["cpu", "paper"])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default=".cache/bench_training")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from svrecon.data import generate_procedural_dataset
+    from svrecon.models import MODELS
+
+    generate_procedural_dataset(args.data, {"train": 1, "test": 1}, {"train": 1, "test": 1},
+                                image_size=64, progress=False)  # fmt: skip
+    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
+          f"batch {args.batch}, median of one run of {args.steps} steps after a warm-up")  # fmt: skip
+    print("| model | preset | parameters | steps/s | peak memory |")
+    print("|---|---|---|---|---|")
+    for name in sorted(MODELS):
+        for preset in args.presets:
+            if preset not in MODELS[name].presets:
+                continue
+            cmd = [sys.executable, "-c", CHILD, name, preset, args.data, str(args.batch),
+                   str(args.steps), args.device]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode:
+                print(
+                    f"| {name} | {preset} | - | failed: {done.stderr.strip().splitlines()[-1]} | - |"
+                )
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"| {name} | {preset} | {r['params'] / 1e6:.1f} M | {r['steps_per_s']:.2f} "
+                  f"| {r['peak_gb']:.2f} GB |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
