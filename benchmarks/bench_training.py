@@ -66,8 +66,8 @@ def main() -> None:
 
     generate_procedural_dataset(args.data, {"train": 1, "test": 1}, {"train": 1, "test": 1},
                                 image_size=64, progress=False)  # fmt: skip
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
-          f"batch {args.batch}, median of one run of {args.steps} steps after a warm-up")  # fmt: skip
+    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()},"
+          f" batch {args.batch}, {args.steps} steps after a warm-up")  # fmt: skip
     print("| model | preset | parameters | steps/s | peak memory |")
     print("|---|---|---|---|---|")
     for name in sorted(MODELS):
@@ -78,9 +78,8 @@ def main() -> None:
                    str(args.steps), args.device]  # fmt: skip
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if done.returncode:
-                print(
-                    f"| {name} | {preset} | - | failed: {done.stderr.strip().splitlines()[-1]} | - |"
-                )
+                reason = done.stderr.strip().splitlines()[-1]
+                print(f"| {name} | {preset} | - | failed: {reason} | - |")
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"| {name} | {preset} | {r['params'] / 1e6:.1f} M | {r['steps_per_s']:.2f} "
