@@ -137,3 +137,14 @@ def test_checkpoint_and_resume_checks(tmp_path, tiny_procedural):
     torch.save(state, tmp_path / "nan.pt")
     with pytest.raises(ValueError, match="non-finite weights"):
         load_model(tmp_path / "nan.pt")
+
+
+def test_intersect_sphere_refuses_a_bad_radius():
+    from svrecon.data import view_camera
+
+    rays = view_camera(torch.tensor([0.0]), torch.tensor([0.2]), 8).rays(8, 8)
+    for radius in (-0.5, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="radius"):
+            rays.intersect_sphere(radius)
+    _, hit = rays.intersect_sphere(torch.tensor(0.6))
+    assert hit.any()

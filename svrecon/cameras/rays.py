@@ -128,7 +128,13 @@ class RayBundle:
         ``center`` is ``[B, 3]`` (default: the origin). Rays that miss the sphere, or
         whose intersection lies entirely behind ``near`` or beyond ``far``, get
         ``near = far`` (an empty interval at the closest approach) and ``hit = False``.
+        ``radius`` is a positive number; the bundle's directions are unit (as every
+        camera makes them).
         """
+        if isinstance(radius, torch.Tensor):
+            radius = float(radius)
+        if not (isinstance(radius, (int, float)) and radius > 0 and radius != float("inf")):
+            raise ValueError(f"radius: expected a finite number > 0, got {radius!r}")
         if center is None:
             center = torch.zeros(
                 self.batch_size, 3, dtype=self.origins.dtype, device=self.origins.device
