@@ -148,3 +148,15 @@ def test_intersect_sphere_refuses_a_bad_radius():
             rays.intersect_sphere(radius)
     _, hit = rays.intersect_sphere(torch.tensor(0.6))
     assert hit.any()
+
+
+def test_soft_iou_stays_in_range_and_labels_must_be_whole():
+    from svrecon.losses import category_metric_loss, soft_iou_loss
+
+    pred = torch.tensor([[1.5, -0.5, 2.0]])
+    target = torch.tensor([[1.0, 0.0, 1.0]])
+    assert soft_iou_loss(pred, target).item() == pytest.approx(0.0)  # clamped: a match
+    with pytest.raises(ValueError, match="labels: expected whole numbers"):
+        category_metric_loss(torch.randn(2, 3), torch.randn(4, 3), torch.tensor([1.7, 0.0]))
+    assert torch.isfinite(category_metric_loss(torch.randn(2, 3), torch.randn(4, 3),
+                                               torch.tensor([1.0, 0.0])))  # fmt: skip

@@ -33,6 +33,8 @@ def category_metric_loss(
         raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
     if temperature <= 0:
         raise ValueError(f"temperature: expected > 0, got {temperature}")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError(f"labels: expected whole numbers, got {labels.tolist()}")
     if labels.numel() and (labels.min() < 0 or labels.max() >= centres.shape[0]):
         raise ValueError(
             f"labels: expected values in [0, {centres.shape[0]}), got {labels.tolist()}"

@@ -83,15 +83,16 @@ def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 0.0) ->
     """``1 - IoU(M, M_hat)`` with soft masks (Cat3D weight 0.3, ShapeClipper 0.5).
 
     ``IoU = sum(p t) / sum(p + t - p t)`` per item over all of its pixels, then averaged
-    over the batch. Shapes: ``[B, ...]`` both, values in ``[0, 1]``. An item whose
-    prediction and target are both empty has IoU 1 (loss 0, zero gradient).
+    over the batch. Shapes: ``[B, ...]`` both, values in ``[0, 1]`` (values outside are
+    clamped into it, so the loss stays in ``[0, 1]``). An item whose prediction and
+    target are both empty has IoU 1 (loss 0, zero gradient).
     """
     if pred.shape != target.shape or pred.dim() < 1:
         raise ValueError(
             f"pred, target: expected equal shapes [B, ...], "
             f"got {list(pred.shape)} and {list(target.shape)}"
         )
-    p, t = pred.flatten(1), target.to(pred.dtype).flatten(1)
+    p, t = pred.flatten(1).clamp(0, 1), target.to(pred.dtype).flatten(1).clamp(0, 1)
     inter = (p * t).sum(-1)
     union = (p + t - p * t).sum(-1)
     empty = union <= 0
