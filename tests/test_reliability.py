@@ -160,3 +160,22 @@ def test_soft_iou_stays_in_range_and_labels_must_be_whole():
         category_metric_loss(torch.randn(2, 3), torch.randn(4, 3), torch.tensor([1.7, 0.0]))
     assert torch.isfinite(category_metric_loss(torch.randn(2, 3), torch.randn(4, 3),
                                                torch.tensor([1.0, 0.0])))  # fmt: skip
+
+
+def test_model_batches_are_checked_across_keys(tiny_procedural):
+    from svrecon.data import ProceduralDataset
+    from svrecon.models import DISN
+
+    ds = ProceduralDataset(tiny_procedural, "train")
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    model = DISN(encoder="conv", global_dim=8, point_dims=(8,), head_dims=(8,), num_points=64)
+    assert torch.isfinite(model.losses(batch)["total"])
+    cases = {
+        "mask": {"mask": torch.zeros(2, 20, 20, dtype=torch.bool)},  # another image size
+        "image": {"image": batch["image"] * 255},  # 8-bit values
+        "sdf_values": {"sdf_values": batch["sdf_values"][:, :-1]},  # fewer values than points
+        "pose": {"pose": batch["pose"][:1]},  # another batch size
+    }
+    for key, change in cases.items():
+        with pytest.raises(ValueError, match=key):
+            model.losses({**batch, **change})

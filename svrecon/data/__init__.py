@@ -13,7 +13,7 @@ from .procedural import (
     shape_samples,
     view_camera,
 )
-from .schema import ITEM_SCHEMA, ItemKey, evaluation_indices, validate_item
+from .schema import ITEM_SCHEMA, ItemKey, check_batch, evaluation_indices, validate_item
 from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ProceduralDataset",
     "ProceduralRender",
     "camera_from_batch",
+    "check_batch",
     "evaluation_indices",
     "generate_procedural_dataset",
     "make_shape",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ITEM_SCHEMA", "ItemKey", "evaluation_indices", "validate_item"]
+__all__ = ["ITEM_SCHEMA", "ItemKey", "check_batch", "evaluation_indices", "validate_item"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,25 @@ def evaluation_indices(dataset, max_items: int | None = None) -> list[int]:
     if not indices:
         raise ValueError("dataset: has no items to evaluate")
     return indices
+
+
+def check_batch(batch: dict) -> None:
+    """Check a collated batch's cross-key consistency before a model reads it: ``image``
+    ``[B, 3, H, W]`` with values in ``[0, 1]``, ``mask`` ``[B, H, W]``, and every other
+    per-item key with the same ``B`` and its schema's named sizes (``sdf_points`` and
+    ``sdf_values`` the same ``Nd``, ...). Raises ``ValueError`` naming the key."""
+    from ..checks import check_shape
+
+    if "image" not in batch or not isinstance(batch["image"], torch.Tensor):
+        raise ValueError("batch: expected an 'image' tensor [B, 3, H, W]")
+    sizes = check_shape("image", batch["image"], ("B", 3, "H", "W"))
+    image = batch["image"]
+    if not image.is_floating_point():
+        raise ValueError(f"image: expected floats in [0, 1], got {image.dtype}")
+    if image.numel() and (image.min() < 0 or image.max() > 1):
+        raise ValueError("image: expected values in [0, 1] (divide 8-bit images by 255)")
+    for key, spec in ITEM_SCHEMA.items():
+        value = batch.get(key)
+        if key == "image" or not isinstance(value, torch.Tensor):
+            continue
+        check_shape(key, value, ("B", *spec.shape), sizes)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..cameras import Camera, PerspectiveCamera
+from ..data.schema import check_batch
 from ..fields import Field
 from ..mesh import extract_mesh
 
@@ -64,7 +65,10 @@ class ReconstructionModel(nn.Module, ABC):
 
     def losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The model's loss terms (unweighted) and ``total``, their weighted sum with
-        ``loss_weights`` (the paper's defaults unless overridden)."""
+        ``loss_weights`` (the paper's defaults unless overridden). The batch is checked
+        first (:func:`svrecon.data.check_batch`: shapes agree across keys, images in
+        ``[0, 1]``)."""
+        check_batch(batch)
         terms = self.compute_losses(batch)
         total = sum(self.loss_weights.get(k, 0.0) * v for k, v in terms.items())
         return {**terms, "total": total}
