@@ -53,7 +53,7 @@ class HyperMLP:
         final_activation: bool = False,
         chunk_size: int = 512,
         strategy: str = "auto",
-        per_instance_from: int = 1536,
+        per_instance_from: int = 512,
     ) -> None:
         if strategy not in ("auto", "batched", "per_instance"):
             raise ValueError(
