@@ -118,7 +118,13 @@ def add_evaluate(sub) -> None:
 
 def run_evaluate(args) -> None:
     from ..data import ProceduralDataset
-    from ..engine import evaluate_dataset, fit_sphere_baseline, load_model, sphere_mesh
+    from ..engine import (
+        EvaluationReport,
+        evaluate_dataset,
+        fit_sphere_baseline,
+        load_model,
+        sphere_mesh,
+    )
 
     if not args.checkpoint and not args.sphere:
         raise UsageError("evaluate: give checkpoints to score, or --sphere")
@@ -126,7 +132,7 @@ def run_evaluate(args) -> None:
         raise UsageError(f"--table: expected a .csv or .json path, got {args.table}")
     test = ProceduralDataset(args.data, "test")
     models = [(str(path), load_model(path)) for path in args.checkpoint]
-    summaries, reports = {}, {}
+    reports = {}
     if args.sphere:
         radius = fit_sphere_baseline(ProceduralDataset(args.data, "train"))
         name = f"sphere (r={radius:.3f})"
@@ -135,13 +141,9 @@ def run_evaluate(args) -> None:
         )
     for name, model in models:
         reports[name] = evaluate_dataset(test, args.protocol, model=model, max_items=args.items)
-    for name, report in reports.items():
-        summaries[name] = report.summary
-    print(json.dumps(summaries, indent=1))
+    print(json.dumps({name: r.summary for name, r in reports.items()}, indent=1))
     if args.table:
         rows = [{"prediction": name, **row} for name, r in reports.items() for row in r.rows]
-        from ..engine.evaluation import EvaluationReport
-
         table = EvaluationReport(args.protocol, rows)
         path = (
             table.to_csv(args.table) if args.table.endswith(".csv") else table.to_json(args.table)
