@@ -80,10 +80,10 @@ def run_demo(out: Path, shapes: int = 6, seed: int = 12345, size: int = 64) -> d
     cases = held_out_shapes(shapes, seed, size)
     novel = novel_cameras(size)
     inputs = {}
+    light = torch.from_numpy(random_lighting(np.random.default_rng(0), np.array([0, 0, 1.0])))
     for case in cases:
         save_input_image(case["image"][0], case["mask"][0], out / "inputs" / f"{case['name']}.png")
         inputs[case["name"]] = {"azimuth": case["azimuth"], "elevation": case["elevation"]}
-        light = torch.from_numpy(random_lighting(np.random.default_rng(0), np.array([0, 0, 1.0])))
         case["truth"] = render_shape(case["shape"], novel[0], size, light[None]).rgb[0].float()
     (out / "inputs" / "cameras.json").write_text(json.dumps(inputs, indent=1))
     print(f"input images (RGBA, alpha = mask) and their cameras: {out / 'inputs'}")

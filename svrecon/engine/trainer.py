@@ -83,8 +83,7 @@ class TrainConfig:
 
 
 # Settings that change the trajectory: resuming with another value is refused.
-_RESUME_KEYS = ("model", "model_kwargs", "batch_size", "lr", "betas", "seed",
-                "pretrain_iterations", "pretrain_lr")  # fmt: skip
+_RESUME_KEYS = ("batch_size", "lr", "betas", "seed", "pretrain_iterations", "pretrain_lr")
 
 
 def _seed_everything(seed: int) -> None:
@@ -161,7 +160,7 @@ def _check_resume(state: dict, config: TrainConfig, model: ReconstructionModel, 
         differ = [
             f"{k} (saved {saved.get(k)!r}, now {now[k]!r})"
             for k in _RESUME_KEYS
-            if k in saved and k != "model_kwargs" and saved[k] != now[k]
+            if k in saved and saved[k] != now[k]
         ]
         if differ:
             raise ValueError(f"resume: {path} was another run; differs in {', '.join(differ)}")

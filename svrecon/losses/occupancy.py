@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_shape
-from ._reduce import mean_or_zero, weighted_mean
+from ._reduce import mean_or_zero
+from .regularizers import masked_l1_loss
 
 __all__ = [
     "occupancy_photometric_loss",
@@ -67,10 +68,7 @@ def occupancy_photometric_loss(
     dims = check_shape("pred", pred, ("B", "R", "C"))
     check_shape("target", target, ("B", "R", dims["C"]), dims)
     check_shape("mask", mask, ("B", "R"), dims)
-    m = mask.bool()[..., None]
-    zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
-    error = (torch.where(m, pred, zero) - torch.where(m, target, zero)).abs().sum(-1)
-    return weighted_mean(error, mask=mask)
+    return dims["C"] * masked_l1_loss(pred, target, mask)
 
 
 def occupancy_pretraining_losses(

@@ -13,7 +13,7 @@ the package, so a new model is one new file)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -57,7 +57,7 @@ class ModelSpec:
     checkpoint: str | None = None
     pretraining: str | None = None
     summary: str = ""
-    default_preset: str = field(default="cpu")
+    default_preset: str = "cpu"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.cls, type) and issubclass(self.cls, ReconstructionModel)):

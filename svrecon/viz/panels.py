@@ -81,7 +81,7 @@ def _spread(dataset, count: int) -> list[dict]:
         label = int(item["label"])
         (rest if label in seen else chosen).append(item)
         seen.add(label)
-        if len(chosen) == count:
+        if len(chosen) == count or len(rest) >= count:
             break
     return (chosen + rest)[:count]
 
