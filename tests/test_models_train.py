@@ -20,6 +20,11 @@ from svrecon.models import DISN, SDFSRN
 
 TINY_SDF_SRN = dict(encoder="conv", latent_dim=32, trunk_dims=(16, 16), hidden_dims=(16,),
                     num_rays=64, silhouette_samples=3, eikonal_points=128)  # fmt: skip
+TINY_CAT3D = dict(encoder="conv", estimator="conv", encoder_widths=(8, 16),
+                  estimator_widths=(8, 16), latent_dim=16, texture_dim=8, trunk_dims=(16, 16),
+                  trunk_concat=(1,), hidden_dims=(16,), num_categories=6, render_size=16,
+                  fixed_angles={"roll": 0.0}, silhouette_samples=2, eikonal_points=64,
+                  discriminator_channels=8, clip_after=1)  # fmt: skip
 TINY_DISN = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(16,),
                  num_points=256)  # fmt: skip
 
@@ -93,14 +98,14 @@ def test_reconstruct_returns_meshes(tiny_procedural):
 
 
 def tiny_config(root, out, model="disn", iterations=4, **kw):
-    kwargs = TINY_DISN if model == "disn" else TINY_SDF_SRN
+    kwargs = {"disn": TINY_DISN, "sdf_srn": TINY_SDF_SRN, "cat3d": TINY_CAT3D}[model]
     return TrainConfig(
         model=model, model_kwargs=kwargs, data_root=str(root), out_dir=str(out),
         iterations=iterations, batch_size=2, checkpoint_every=2, log_every=1, **kw,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("model", ["disn", "sdf_srn"])
+@pytest.mark.parametrize("model", ["disn", "sdf_srn", "cat3d"])
 def test_resume_continues_with_identical_losses(tiny_procedural, tmp_path, model):
     full = train(tiny_config(tiny_procedural, tmp_path / "full", model), progress=False)
     first = train(
@@ -112,9 +117,15 @@ def test_resume_continues_with_identical_losses(tiny_procedural, tmp_path, model
         progress=False,
     )
     assert [r["total"] for r in first + rest] == [r["total"] for r in full]
-    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["state_dict"]
-    b = load_checkpoint(tmp_path / "part" / "checkpoint.pt")["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert set(a["optimizers"]) == set(b["optimizers"])
+    if model == "cat3d":  # two optimizers, each saved and restored
+        assert set(a["optimizers"]) == {"model", "discriminator"}
+        assert [r["discriminator/total"] for r in first + rest] == [
+            r["discriminator/total"] for r in full
+        ]
 
 
 def test_bad_checkpoints_give_clear_errors(tiny_procedural, tmp_path):

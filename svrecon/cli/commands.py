@@ -41,6 +41,14 @@ def run_data(args) -> None:
     print(f"dataset: {path}")
 
 
+def _procedural_protocol(classes) -> str:
+    """The procedural protocol for these model classes: view-centric when one of them
+    estimates the viewpoint (its canonical frame is its own)."""
+    return (
+        "procedural_view_centric" if any(c.estimates_viewpoint for c in classes) else "procedural"
+    )
+
+
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a registered model (torchrun-aware)")
     p.add_argument("--model", choices=sorted(MODELS), required=True)
@@ -63,8 +71,9 @@ def add_train(sub) -> None:
                    help="the pretraining stage's learning rate (default: --lr)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=at_least(1), default=500)
     p.add_argument("--eval-every", type=at_least(0), default=0)
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="procedural",
-                   help="the protocol of the periodic evaluation")  # fmt: skip
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+                   help="the protocol of the periodic evaluation (default: procedural, or "
+                   "procedural_view_centric for a model that estimates the viewpoint)")  # fmt: skip
     p.add_argument("--resume", help="a checkpoint.pt of the same run")
     p.add_argument("--export", help="also write the weights alone here (as shipped)")
     p.set_defaults(run=run_train)
@@ -96,7 +105,7 @@ def run_train(args) -> None:
         iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         pretrain_iterations=args.pretrain_iterations, pretrain_lr=args.pretrain_lr,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        protocol=args.protocol,
+        protocol=args.protocol or _procedural_protocol([spec.cls]),
     )  # fmt: skip
     train(config, resume=args.resume, train_set=dataset)
     checkpoint = Path(args.out) / "checkpoint.pt"
@@ -109,7 +118,9 @@ def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score checkpoints on the test split")
     p.add_argument("checkpoint", nargs="*")
     p.add_argument("--data", default=DEFAULT_DATA)
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="procedural")
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+                   help="default: procedural, or procedural_view_centric when a model "
+                   "estimates the viewpoint")  # fmt: skip
     p.add_argument("--items", type=at_least(1), default=None, help="at most this many shapes")
     p.add_argument("--sphere", action="store_true", help="also score the fitted sphere")
     p.add_argument("--table", help="also write per-item rows here (.csv or .json)")
@@ -132,6 +143,7 @@ def run_evaluate(args) -> None:
         raise UsageError(f"--table: expected a .csv or .json path, got {args.table}")
     test = ProceduralDataset(args.data, "test")
     models = [(str(path), load_model(path)) for path in args.checkpoint]
+    args.protocol = args.protocol or _procedural_protocol([type(m) for _, m in models])
     reports = {}
     if args.sphere:
         radius = fit_sphere_baseline(ProceduralDataset(args.data, "train"))
@@ -187,12 +199,12 @@ def run_reconstruct(args) -> None:
         model = load_model(shipped_checkpoint(args.model or "disn"))
     else:
         model = load_model(args.checkpoint, expect=args.model)
-    image, _ = load_image(args.image, args.mask, args.size)
+    image, mask = load_image(args.image, args.mask, args.size)
     camera = view_camera(
         torch.tensor([math.radians(args.azimuth)]), torch.tensor([math.radians(args.elevation)]),
         args.size,
     )  # fmt: skip
-    (mesh,) = model.reconstruct(image, camera, resolution=args.resolution)
+    (mesh,) = model.reconstruct(image, camera, resolution=args.resolution, masks=mask)
     export_mesh(mesh, out)
     print(f"mesh: {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)")
     picture = Path(args.picture) if args.picture else out.with_suffix(".png")

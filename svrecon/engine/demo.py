@@ -22,7 +22,7 @@ from ..data import (
 )
 from ..mesh import export_mesh
 from ..metrics import PROTOCOLS, evaluate
-from ..models import MODELS
+from ..models import MODELS, rotate_mesh
 from ..viz import novel_cameras, reconstruction_row, save_panel
 from ..viz.panels import PANEL_TITLES
 from .checkpoints import load_model
@@ -101,6 +101,11 @@ def run_demo(out: Path, shapes: int = 6, seed: int = 12345, size: int = 64) -> d
             with torch.no_grad():  # the mesh the evaluation path extracts, scored as is
                 field = model.field_for(image, camera)
                 mesh = protocol.extract(field, level=model.surface_level, kind=spec.surface_kind)
+                # a model that estimates the viewpoint is scored view-centric: its mesh
+                # rotated into the input camera's world frame by R_cam^T R_estimated
+                rotation = model.canonical_to_world(image, camera, case["mask"])
+                if rotation is not None:
+                    mesh = rotate_mesh(mesh, rotation[0])
             export_mesh(mesh, out / "meshes" / f"{name}_{case['name']}.obj")
             score = evaluate(mesh, case["surface_points"], protocol)
             scores.append(score)

@@ -76,7 +76,7 @@ def _model_predictor(model: ReconstructionModel) -> Callable[[dict], Prediction]
                  for k, v in item.items()}  # fmt: skip
         camera = batch_camera(batch)
         field = model.field_for(batch["image"], camera)
-        rotation = model.predict_rotation(batch["image"], camera)
+        rotation = model.predict_rotation(batch["image"], camera, masks=batch.get("mask"))
         return Prediction(field, None if rotation is None else rotation[0], model.surface_level)
 
     return predict

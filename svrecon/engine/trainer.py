@@ -7,6 +7,12 @@ procedural dataset at ``data_root``). Under ``torchrun`` (``WORLD_SIZE > 1``) it
 DistributedDataParallel: gloo on CPU, NCCL on CUDA; each rank takes an equal slice of
 every global batch, so the gradients are those of one process on the whole batch.
 
+A model with a discriminator (:meth:`~svrecon.models.ReconstructionModel.optimizer_groups`
+returns a ``"discriminator"`` group) trains by alternating steps, each with its own
+Adam: a generator step on :meth:`~svrecon.models.ReconstructionModel.losses` with the
+discriminator frozen, then a discriminator step on
+:meth:`~svrecon.models.ReconstructionModel.discriminator_losses`.
+
 The loop never steps or saves on a non-finite loss: it raises
 :class:`NonFiniteLossError` naming the term and the step, and the checkpoint on disk
 stays the last finite one.
@@ -17,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -46,7 +52,10 @@ class TrainConfig:
             read when :func:`train` is given no dataset.
         out_dir: ``checkpoint.pt`` (every ``checkpoint_every`` steps and at the end),
             ``log.jsonl``, ``eval.jsonl``, previews.
-        iterations, batch_size (global, over all ranks), lr, betas, seed.
+        iterations, batch_size (global, over all ranks), lr, seed.
+        betas: Adam's betas for every optimizer; ``None``: the model's own where its
+            paper fixes them (:meth:`~svrecon.models.ReconstructionModel.optimizer_groups`,
+            e.g. Cat3D's ``(0, 0.9)``), else Adam's ``(0.9, 0.999)``.
         pretrain_iterations: steps of the model's pretraining stage before training
             (SDF-SRN's sphere fit), at learning rate ``pretrain_lr`` (default: ``lr``).
         eval_every, eval_items, protocol: periodic evaluation on the test set
@@ -60,7 +69,7 @@ class TrainConfig:
     iterations: int = 1000
     batch_size: int = 16
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] | None = None
     seed: int = 0
     pretrain_iterations: int = 0
     pretrain_lr: float | None = None
@@ -140,7 +149,11 @@ def _check_finite(losses: dict[str, torch.Tensor], where: str) -> None:
 
 
 def _sync_gradients(model: nn.Module, world: int) -> None:
-    for p in model.parameters():
+    _sync_gradients_of(model.parameters(), world)
+
+
+def _sync_gradients_of(params, world: int) -> None:
+    for p in params:
         if p.grad is not None:
             dist.all_reduce(p.grad)
             p.grad /= world
@@ -166,6 +179,87 @@ def _check_resume(state: dict, config: TrainConfig, model: ReconstructionModel, 
             raise ValueError(f"resume: {path} was another run; differs in {', '.join(differ)}")
     if "optimizers" not in state:
         raise ValueError(f"resume: {path} has no optimizer state (a weights-only file)")
+
+
+def _resolve_betas(config: TrainConfig, groups: dict[str, dict]) -> TrainConfig:
+    """``config`` with ``betas`` filled in from the model's groups when it is ``None``
+    and they agree (what the run is saved and resumed with)."""
+    if config.betas is not None:
+        return replace(config, betas=tuple(config.betas))
+    chosen = {tuple(g.get("betas", (0.9, 0.999))) for g in groups.values()}
+    return replace(config, betas=chosen.pop()) if len(chosen) == 1 else config
+
+
+def _build_optimizers(groups: dict[str, dict], config: TrainConfig):
+    """One Adam per group, and each group's ``(clip_norm, clip_after)``."""
+    if "model" not in groups:
+        raise ValueError(f"optimizer_groups: expected a 'model' group, got {sorted(groups)}")
+    optimizers, clipping = {}, {}
+    for name, group in groups.items():
+        group = dict(group)
+        clip = group.pop("clip_norm", None), group.pop("clip_after", 0)
+        if clip[0] is not None:
+            clipping[name] = clip
+        kwargs = {"lr": config.lr, **group}
+        if config.betas is not None:
+            kwargs["betas"] = tuple(config.betas)
+        optimizers[name] = torch.optim.Adam(**kwargs)
+    return optimizers, clipping
+
+
+def _step(name, loss, optimizers, clipping, step: int, world: int) -> None:
+    """Backward ``loss`` and step optimizer ``name`` (its gradients averaged over the
+    ranks by hand when there are several; clipped as its group says)."""
+    optimizer = optimizers[name]
+    optimizer.zero_grad()
+    loss.backward()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if world > 1 and "discriminator" in optimizers:
+        _sync_gradients_of(params, world)
+    if name in clipping and step > clipping[name][1]:
+        torch.nn.utils.clip_grad_norm_(params, clipping[name][0])
+    optimizer.step()
+
+
+def generator_step(model, wrapped, optimizers, clipping, batch, step: int, world: int = 1):
+    """One step of the ``"model"`` optimizer on ``model.losses(batch)``; the
+    discriminator's parameters (if any) are frozen meanwhile. Returns the losses;
+    nothing is stepped when one is non-finite (:class:`NonFiniteLossError`)."""
+    frozen = _discriminator_params(optimizers)
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        losses = wrapped(batch)
+        _check_finite(losses, f"step {step + 1}")
+        _step("model", losses["total"], optimizers, clipping, step, world)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return losses
+
+
+def discriminator_step(model, optimizers, clipping, batch, step: int, world: int = 1):
+    """One step of the ``"discriminator"`` optimizer on
+    ``model.discriminator_losses(batch)``; the generator's parameters are frozen
+    meanwhile. Returns the losses (checked finite before stepping)."""
+    frozen = [p for g in optimizers["model"].param_groups for p in g["params"]]
+    saved = [p.requires_grad for p in frozen]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        losses = model.discriminator_losses(batch)
+        _check_finite(losses, f"step {step + 1} (discriminator)")
+        _step("discriminator", losses["total"], optimizers, clipping, step, world)
+    finally:
+        for p, flag in zip(frozen, saved, strict=True):
+            p.requires_grad_(flag)
+    return losses
+
+
+def _discriminator_params(optimizers) -> list[torch.Tensor]:
+    if "discriminator" not in optimizers:
+        return []
+    return [p for g in optimizers["discriminator"].param_groups for p in g["params"]]
 
 
 def train(
@@ -200,7 +294,9 @@ def train(
     model = build_model(config.model, config.model_kwargs).to(device)
     if config.pretrain_iterations and not model.has_pretraining():
         raise ValueError(f"pretrain_iterations: {config.model} has no pretraining stage")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
+    groups = model.optimizer_groups()
+    config = _resolve_betas(config, groups)
+    optimizers, clipping = _build_optimizers(groups, config)
     out_dir = Path(config.out_dir)
     run_config = asdict(config)
     step = 0
@@ -208,7 +304,11 @@ def train(
         state = load_checkpoint(resume)
         _check_resume(state, config, model, resume)
         load_weights(model, state, resume)
-        optimizer.load_state_dict(state["optimizers"]["model"])
+        missing = sorted(set(optimizers) - set(state["optimizers"]))
+        if missing:
+            raise ValueError(f"resume: {resume} has no state for the optimizers {missing}")
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
 
@@ -216,12 +316,15 @@ def train(
         from ..data import ProceduralDataset
 
         train_set = ProceduralDataset(config.data_root, "train")
+    adversarial = "discriminator" in optimizers
     wrapped: nn.Module = _LossModule(model)
-    if world > 1:
+    if world > 1 and not adversarial:  # the alternating steps average gradients by hand
         wrapped = nn.parallel.DistributedDataParallel(wrapped)
     if step == 0 and config.pretrain_iterations:
         pretrain_lr = config.lr if config.pretrain_lr is None else config.pretrain_lr
-        pre_opt = torch.optim.Adam(model.parameters(), lr=pretrain_lr, betas=tuple(config.betas))
+        pre_opt = torch.optim.Adam(
+            model.parameters(), lr=pretrain_lr, betas=tuple(config.betas or (0.9, 0.999))
+        )
         batches = _batches(train_set, config, 0, rank, world)
         for k in tqdm(range(config.pretrain_iterations), desc="pretrain", disable=not progress):
             loss = model.pretraining_loss(_move(next(batches), device))
@@ -245,11 +348,10 @@ def train(
     model.train()
     while step < config.iterations:
         batch = _move(next(batches), device)
-        losses = wrapped(batch)
-        _check_finite(losses, f"step {step + 1}")
-        optimizer.zero_grad()
-        losses["total"].backward()
-        optimizer.step()
+        losses = generator_step(model, wrapped, optimizers, clipping, batch, step, world)
+        if adversarial:
+            d_losses = discriminator_step(model, optimizers, clipping, batch, step, world)
+            losses.update({f"discriminator/{k}": v for k, v in d_losses.items()})
         step += 1
         record = {"step": step, **{k: float(v.detach()) for k, v in losses.items()}}
         history.append(record)
@@ -261,8 +363,7 @@ def train(
             with log_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
         if step % config.checkpoint_every == 0 or step == config.iterations:
-            save_checkpoint(out_dir / "checkpoint.pt", model, run_config, {"model": optimizer},
-                            step)  # fmt: skip
+            save_checkpoint(out_dir / "checkpoint.pt", model, run_config, optimizers, step)
         if config.eval_every and (step % config.eval_every == 0 or step == config.iterations):
             if test_set is None:
                 from ..data import ProceduralDataset

@@ -22,21 +22,26 @@ from .distances import (
     normal_consistency,
 )
 from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate
+from .viewpoint import AzimuthAlignment, angle_difference, azimuth_errors, fit_azimuth_alignment
 from .volumetric import volumetric_iou
 
 __all__ = [
     "PROTOCOLS",
+    "AzimuthAlignment",
     "ChamferResult",
     "CloudDistances",
     "EvaluationProtocol",
     "FScoreResult",
     "ICPResult",
+    "angle_difference",
     "average_results",
+    "azimuth_errors",
     "chamfer_distance",
     "cloud_distances",
     "earth_movers_distance",
     "evaluate",
     "f_score",
+    "fit_azimuth_alignment",
     "icp",
     "kabsch",
     "nearest_neighbors",

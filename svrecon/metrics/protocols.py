@@ -261,6 +261,16 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
         thresholds=(0.02, 0.05, 0.1),
         notes=("a CPU-sized recipe for the procedural shapes of svrecon.data",),
     ),
+    "procedural_view_centric": EvaluationProtocol(
+        name="procedural_view_centric",
+        source="the procedural recipe in view-centric frames (prediction by the predicted "
+        "rotation, ground truth by the true one), for models that estimate the viewpoint",
+        resolution=64,
+        num_points=4096,
+        thresholds=(0.02, 0.05, 0.1),
+        alignment="view_centric",
+        notes=("a CPU-sized counterpart of the cat3d protocol",),
+    ),
 }
 
 

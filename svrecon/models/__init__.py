@@ -7,7 +7,8 @@ Every module of this package is imported here, so a model file that calls
 import importlib
 import pkgutil
 
-from .base import ReconstructionModel, batch_camera
+from .base import ReconstructionModel, batch_camera, rotate_mesh
+from .cat3d import CAT3D_WEIGHTS, Cat3D
 from .disn import DISN, DISN_WEIGHTS
 from .registry import (
     MODELS,
@@ -24,17 +25,20 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
+    "CAT3D_WEIGHTS",
     "DISN",
     "DISN_WEIGHTS",
     "MODELS",
     "SDFSRN",
     "SDF_SRN_WEIGHTS",
+    "Cat3D",
     "ModelSpec",
     "ReconstructionModel",
     "batch_camera",
     "build_model",
     "get_model",
     "register_model",
+    "rotate_mesh",
     "spec_of",
     "unregister_model",
 ]

@@ -18,7 +18,16 @@ from ..mesh import extract_mesh
 if TYPE_CHECKING:
     import trimesh
 
-__all__ = ["ReconstructionModel", "batch_camera"]
+__all__ = ["ReconstructionModel", "batch_camera", "rotate_mesh"]
+
+
+def rotate_mesh(mesh: trimesh.Trimesh, rotation: torch.Tensor) -> trimesh.Trimesh:
+    """A copy of ``mesh`` with its vertices rotated by ``rotation`` ``[3, 3]``
+    (``x -> R x``)."""
+    out = mesh.copy()
+    if len(out.vertices):
+        out.vertices = out.vertices @ rotation.detach().double().cpu().numpy().T
+    return out
 
 
 def batch_camera(batch: Mapping[str, object]) -> Camera:
@@ -38,8 +47,11 @@ class ReconstructionModel(nn.Module, ABC):
     Subclasses set ``self.config`` (the keyword arguments that rebuild them) and
     ``self.loss_weights``, the class attributes :attr:`surface_kind` and
     :attr:`surface_level`, and implement :meth:`field_for` and :meth:`compute_losses`.
-    Optional: :meth:`pretraining_loss` (a pretraining stage run before training) and
-    :meth:`predict_rotation` (a model that estimates the viewpoint).
+    Optional: :meth:`pretraining_loss` (a pretraining stage run before training),
+    :meth:`predict_rotation` (a model that estimates the viewpoint), and for an
+    adversarial model :meth:`optimizer_groups` with a ``"discriminator"`` group and
+    :meth:`discriminator_losses` (the engine then alternates a generator step on
+    :meth:`losses` and a discriminator step, each with its own optimizer).
 
     Batches follow the item schema of ``docs/data.md`` (collated: ``image``
     ``[B, 3, H, W]`` in ``[0, 1]``, ``mask`` ``[B, H, W]``, ``intrinsics``, ``pose``,
@@ -50,6 +62,9 @@ class ReconstructionModel(nn.Module, ABC):
     surface_kind: ClassVar[str] = "sdf"
     #: The surface's iso-level (0 for an SDF; ``tau`` for an occupancy).
     surface_level: ClassVar[float] = 0.0
+    #: Whether the model estimates the viewpoint (Cat3D): its fields live in a frame
+    #: of its own, compared with the truth in view-centric frames.
+    estimates_viewpoint: ClassVar[bool] = False
 
     config: dict
     loss_weights: dict[str, float]
@@ -83,14 +98,49 @@ class ReconstructionModel(nn.Module, ABC):
         """Whether the class defines :meth:`pretraining_loss`."""
         return cls.pretraining_loss is not ReconstructionModel.pretraining_loss
 
+    def optimizer_groups(self) -> dict[str, dict]:
+        """The optimizers the engine builds, by name: keyword arguments of
+        :class:`torch.optim.Adam` (``params``, and ``betas`` or ``lr`` where the paper
+        fixes them; the run's settings fill in the rest) plus optional ``clip_norm``
+        (gradient-norm clipping of that group) and ``clip_after`` (clip only after this
+        many steps). Default: one group ``"model"`` with every parameter. An
+        adversarial model returns ``"model"`` (the generator: everything but the
+        discriminator) and ``"discriminator"``."""
+        return {"model": {"params": list(self.parameters())}}
+
+    def discriminator_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The discriminator step's loss terms and ``total`` (adversarial models only;
+        the default refuses)."""
+        raise TypeError(f"{type(self).__name__} has no discriminator")
+
+    @classmethod
+    def has_discriminator(cls) -> bool:
+        """Whether the class defines :meth:`discriminator_losses`."""
+        return cls.discriminator_losses is not ReconstructionModel.discriminator_losses
+
     def predict_rotation(
-        self, images: torch.Tensor, camera: Camera | None = None
+        self,
+        images: torch.Tensor,
+        camera: Camera | None = None,
+        masks: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """The world-to-camera rotations ``[B, 3, 3]`` the model sees ``images`` from,
         for view-centric evaluation. Models that take the camera as given return its
         rotation (``None`` without one); models that estimate the viewpoint override
-        this."""
+        this (and may read the ``masks`` ``[B, H, W]``, never the camera)."""
         return None if camera is None else camera.R
+
+    def canonical_to_world(
+        self, images: torch.Tensor, camera: Camera, masks: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """For a model that estimates the viewpoint, the rotations ``[B, 3, 3]``
+        ``R_camera^T R_estimated`` that take its canonical frame to the world frame of
+        ``camera`` (``[B]``): rotated so, the shape is seen from ``camera`` as the model
+        sees it from its estimate (the view-centric alignment). ``None`` for models
+        that take the camera as given."""
+        if not self.estimates_viewpoint:
+            return None
+        return camera.R.transpose(1, 2) @ self.predict_rotation(images, None, masks)
 
     @torch.no_grad()
     def reconstruct(
@@ -100,13 +150,19 @@ class ReconstructionModel(nn.Module, ABC):
         resolution: int = 64,
         bounds=(-0.6, 0.6),
         method: str = "hierarchical",
+        masks: torch.Tensor | None = None,
     ) -> list[trimesh.Trimesh]:
         """Meshes (world frame) of the shapes in ``images`` ``[B, 3, H, W]`` by marching
         cubes of the predicted field at :attr:`surface_level`; an empty mesh where it
-        has no surface."""
+        has no surface. A model that estimates the viewpoint (which reads ``masks``
+        ``[B, H, W]``) returns its canonical-frame meshes, rotated into ``camera``'s
+        world frame when a camera is given (:meth:`canonical_to_world`)."""
         was_training = self.training
         self.eval()
         try:
+            rotations = None
+            if camera is not None:
+                rotations = self.canonical_to_world(images, camera, masks)
             meshes = []
             for b in range(images.shape[0]):
                 field = self.field_for(images[b : b + 1], None if camera is None else camera[b])
@@ -122,6 +178,8 @@ class ReconstructionModel(nn.Module, ABC):
                         dtype=images.dtype,
                     )  # fmt: skip
                 )
+                if rotations is not None:
+                    meshes[-1] = rotate_mesh(meshes[-1], rotations[b])
         finally:
             self.train(was_training)
         return meshes

@@ -22,14 +22,22 @@ from ..losses import (
     silhouette_sdf_loss,
     sphere_sdf_loss,
 )
-from ..renderers import SRNRayMarcher
+from ..renderers import RenderOutput, SRNRayMarcher
 from .base import ReconstructionModel, batch_camera
 from .registry import ModelSpec, register_model
 
-__all__ = ["SDFSRN"]
+__all__ = [
+    "SDFSRN",
+    "march_from",
+    "sdf_srn_terms",
+    "silhouette_distance",
+    "sphere_pretraining_loss",
+    "uniform_eikonal_loss",
+    "uniform_points",
+]
 
 
-def _silhouette_distance(masks: torch.Tensor) -> torch.Tensor:
+def silhouette_distance(masks: torch.Tensor) -> torch.Tensor:
     """:func:`distance_transform` of the masks ``[B, H, W]``; for an empty mask (all
     distances infinite) the distance of each pixel to the first pixel centre outside
     the image instead, a valid bound when the shape lies outside the view."""
@@ -147,86 +155,152 @@ class SDFSRN(ReconstructionModel):
         stopped instead of where the rays first meet the shape.
         """
         images = batch["image"]
-        b = images.shape[0]
-        field = self.field_for(images)
-        points = (
-            torch.rand(b, 1024, 3, device=images.device, dtype=images.dtype) * 2 - 1
-        ) * self.eikonal_range
-        fit = sphere_sdf_loss(field(points).sdf, points, radius)
-
-        def sphere(x: torch.Tensor) -> FieldOutput:
-            with torch.no_grad():
-                features = field(x).features
-            return FieldOutput(sdf=x.norm(dim=-1) - radius, features=features)
-
-        rays, _ = self._rays(images, batch_camera(batch))
-        _, hit = rays.intersect_sphere(radius)
-        marched = self._march(sphere, rays).marched_values
-        return fit + ray_intersection_loss(marched, hit) + ray_free_space_loss(marched)
-
-    def _rays(self, images: torch.Tensor, camera: Camera):
-        """``num_rays`` random pixels per image and their rays clipped to the bounding
-        sphere."""
         b, _, h, w = images.shape
+        field = self.field_for(images)
+        points = uniform_points(b, 1024, self.eikonal_range, like=images)
         sample = sample_pixels_uniform(
             b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
         )
-        rays, _ = camera.rays_at(sample.pixels).intersect_sphere(self.bounding_radius)
-        return rays, sample
+        rays = batch_camera(batch).rays_at(sample.pixels)
+        return sphere_pretraining_loss(field, self._march, rays, points, radius=radius,
+                                       bounding_radius=self.bounding_radius)  # fmt: skip
 
     def _march(self, field, rays):
-        """The marcher from ``start_depth`` (or where each ray enters the bounding
-        sphere)."""
-        if self.start_depth is None:
-            return self.marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
-        start = torch.full_like(rays.near, self.start_depth)
-        return self.marcher(field, rays, initial_depth=start)
+        return march_from(self.marcher, field, rays, self.start_depth)
 
     def compute_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Terms ``rgb``, ``silhouette``, ``intersection``, ``free_space``, ``eikonal``
         from ``image`` ``[B, 3, H, W]``, ``mask`` ``[B, H, W]`` and the camera."""
         images, masks = batch["image"], batch["mask"].bool()
         camera = batch_camera(batch)
-        b = images.shape[0]
         field = self.field_for(images)
-        rays, sample = self._rays(images, camera)
-        mask = gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5
-        dist = gather_pixels(_silhouette_distance(masks)[:, None], sample.indices)[..., 0]
-        rgb = gather_pixels(images, sample.indices)
-        weight = importance_weights(dist)
-
-        # Eq. 4: the SDF at random depths on background rays stays above the bound.
-        u = torch.rand(
-            *rays.near.shape, self.silhouette_samples, device=images.device, dtype=images.dtype
+        b, _, h, w = images.shape
+        sample = sample_pixels_uniform(
+            b, h, w, min(self.num_rays, h * w), device=images.device, dtype=images.dtype
         )
-        if self.silhouette_depths is None:
-            t = rays.near[..., None] + (rays.far - rays.near)[..., None] * u
-        else:
-            near, far = self.silhouette_depths
-            t = rays.depth_to_distance(near + (far - near) * u)
-        points = rays.origins[:, :, None] + t[..., None] * rays.directions[:, :, None]
-        sdf = field(points.reshape(b, -1, 3)).sdf.reshape(t.shape)
-        bound = silhouette_lower_bound(camera, sample.pixels, dist, rays.distance_to_depth(t))
-        silhouette = silhouette_sdf_loss(sdf, bound, ~mask, weight)
+        terms, _ = sdf_srn_terms(
+            field, self._march, camera, sample.pixels,
+            rgb=gather_pixels(images, sample.indices),
+            mask=gather_pixels(masks[:, None].to(images.dtype), sample.indices)[..., 0] > 0.5,
+            distance=gather_pixels(silhouette_distance(masks)[:, None], sample.indices)[..., 0],
+            silhouette_samples=self.silhouette_samples,
+            silhouette_depths=self.silhouette_depths,
+            bounding_radius=self.bounding_radius,
+            rgb_rays=self.rgb_rays,
+        )  # fmt: skip
+        terms["eikonal"] = uniform_eikonal_loss(field, b, self.eikonal_points, self.eikonal_range,
+                                                like=images)  # fmt: skip
+        return terms
 
-        # Eq. 7 and the colour loss (Eq. 8), through the LSTM marcher.
-        out = self._march(field, rays)
-        intersection = ray_intersection_loss(out.marched_values, mask, weight)
-        free_space = ray_free_space_loss(out.marched_values)
-        colour_rays = torch.ones_like(mask) if self.rgb_rays == "all" else mask
-        colour = masked_mse_loss(out.rgb, rgb, colour_rays)
 
-        uniform = (
-            torch.rand(b, self.eikonal_points, 3, device=images.device, dtype=images.dtype) * 2 - 1
-        ) * self.eikonal_range
-        _, grad = sdf_gradient(field, uniform, create_graph=True)
-        return {
-            "rgb": colour,
-            "silhouette": silhouette,
-            "intersection": intersection,
-            "free_space": free_space,
-            "eikonal": eikonal_loss(grad),
-        }
+def sdf_srn_terms(
+    field,
+    march,
+    camera: Camera,
+    pixels: torch.Tensor,
+    *,
+    rgb: torch.Tensor,
+    mask: torch.Tensor,
+    distance: torch.Tensor,
+    silhouette_samples: int = 5,
+    silhouette_depths: tuple[float, float] | None = (2.0, 3.5),
+    bounding_radius: float = 0.6,
+    rgb_rays: str = "all",
+) -> tuple[dict[str, torch.Tensor], RenderOutput]:
+    """SDF-SRN's image terms on the rays through ``pixels`` (shared with Cat3D, which
+    forks them): ``silhouette`` (Eq. 4), ``intersection`` and ``free_space`` (Eq. 7)
+    and ``rgb`` (Eq. 8), and the marcher's :class:`RenderOutput`.
+
+    Args:
+        field: ``points [B, N, 3] -> FieldOutput`` with ``sdf``, ``features``, ``rgb``.
+        march: ``(field, rays) -> RenderOutput`` (the SRN marcher and its start depth).
+        camera: ``[B]`` cameras; ``pixels`` ``[B, R, 2]`` pixel centres.
+        rgb: ``[B, R, 3]`` the image at the pixels; ``mask`` ``[B, R]`` bool;
+            ``distance`` ``[B, R]`` :func:`silhouette_distance` at the pixels.
+        silhouette_samples, silhouette_depths: Eq. 4's ``M`` depths per background
+            ray, uniform in camera z-depth between ``silhouette_depths`` (``None``:
+            uniform along the ray inside the bounding sphere).
+        bounding_radius: rays are clipped to this sphere.
+        rgb_rays: ``"all"`` (Eq. 8) or ``"foreground"``.
+    """
+    rays, _ = camera.rays_at(pixels).intersect_sphere(bounding_radius)
+    weight = importance_weights(distance)
+
+    # Eq. 4: the SDF at random depths on background rays stays above the bound.
+    u = torch.rand(*rays.near.shape, silhouette_samples, device=rgb.device, dtype=rgb.dtype)
+    if silhouette_depths is None:
+        t = rays.near[..., None] + (rays.far - rays.near)[..., None] * u
+    else:
+        near, far = silhouette_depths
+        t = rays.depth_to_distance(near + (far - near) * u)
+    points = rays.origins[:, :, None] + t[..., None] * rays.directions[:, :, None]
+    sdf = field(points.reshape(len(camera), -1, 3)).sdf.reshape(t.shape)
+    bound = silhouette_lower_bound(camera, pixels, distance, rays.distance_to_depth(t))
+    silhouette = silhouette_sdf_loss(sdf, bound, ~mask, weight)
+
+    # Eq. 7 and the colour loss (Eq. 8), through the LSTM marcher.
+    out = march(field, rays)
+    colour_rays = torch.ones_like(mask) if rgb_rays == "all" else mask
+    terms = {
+        "rgb": masked_mse_loss(out.rgb, rgb, colour_rays),
+        "silhouette": silhouette,
+        "intersection": ray_intersection_loss(out.marched_values, mask, weight),
+        "free_space": ray_free_space_loss(out.marched_values),
+    }
+    return terms, out
+
+
+def march_from(marcher, field, rays, start_depth: float | None) -> RenderOutput:
+    """``marcher(field, rays)`` from camera z-depth ``start_depth`` (SDF-SRN: 2.0
+    ShapeNet, 1.2 Pascal3D+), or, for ``None``, from where each ray enters the
+    bounding sphere it was clipped to (``rays.near``)."""
+    if start_depth is None:
+        return marcher(field, rays, initial_depth=rays.distance_to_depth(rays.near))
+    return marcher(field, rays, initial_depth=torch.full_like(rays.near, start_depth))
+
+
+def uniform_points(batch_size: int, num_points: int, extent: float, *, like) -> torch.Tensor:
+    """``[batch_size, num_points, 3]`` points uniform in ``[-extent, extent]^3``, on the
+    device and in the dtype of ``like``."""
+    u = torch.rand(batch_size, num_points, 3, device=like.device, dtype=like.dtype)
+    return (u * 2 - 1) * extent
+
+
+def sphere_pretraining_loss(
+    field,
+    march,
+    rays,
+    points: torch.Tensor,
+    *,
+    radius: float = 0.5,
+    bounding_radius: float = 0.6,
+) -> torch.Tensor:
+    """SDF-SRN's sphere pretraining: the field fits ``|x| - radius`` at ``points``
+    ``[B, N, 3]`` (SDF-SRN: uniform in ``[-1, 1]^3``), and the marcher, run by
+    ``march(field, rays)`` on the exact sphere SDF with the field's (detached)
+    features, learns to stop on it (ray-intersection and free-space terms, rays that
+    hit the sphere as foreground); only the marcher learns from the second part.
+    ``rays`` ``[B, R]`` are clipped to ``bounding_radius`` first."""
+    fit = sphere_sdf_loss(field(points).sdf, points, radius)
+
+    def sphere(x: torch.Tensor) -> FieldOutput:
+        with torch.no_grad():
+            features = field(x).features
+        return FieldOutput(sdf=x.norm(dim=-1) - radius, features=features)
+
+    rays, _ = rays.intersect_sphere(bounding_radius)
+    _, hit = rays.intersect_sphere(radius)
+    marched = march(sphere, rays).marched_values
+    return fit + ray_intersection_loss(marched, hit) + ray_free_space_loss(marched)
+
+
+def uniform_eikonal_loss(field, batch_size: int, num_points: int, extent: float, *, like):
+    """Eikonal term (``(|grad f| - 1)^2``) at ``num_points`` uniform points per sample in
+    ``[-extent, extent]^3`` (SDF-SRN and Cat3D: 10 000 in ``[-1, 1]^3``); ``like``
+    gives the device and dtype."""
+    points = uniform_points(batch_size, num_points, extent, like=like)
+    _, grad = sdf_gradient(field, points, create_graph=True)
+    return eikonal_loss(grad)
 
 
 register_model(

@@ -99,7 +99,9 @@ def save_preview(model, dataset, path, items: int = 4, resolution: int = 64) -> 
         batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v)
                  for k, v in item.items()}  # fmt: skip
         camera = batch_camera(batch)
-        (mesh,) = model.reconstruct(batch["image"], camera, resolution=resolution)
+        (mesh,) = model.reconstruct(
+            batch["image"], camera, resolution=resolution, masks=batch.get("mask")
+        )
         size = item["image"].shape[-1]
         novel = novel_cameras(size)
         truth = None
