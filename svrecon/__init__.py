@@ -4,7 +4,7 @@ Subpackages are imported explicitly (``import svrecon.cameras``) or through this
 module (``svrecon.cameras``); importing svrecon never touches the network.
 """
 
-from . import cameras, data, encoders, fields, losses, mesh, metrics, renderers
+from . import cameras, data, encoders, fields, losses, mesh, metrics, renderers, semantic
 
 __version__ = "0.1.0.dev0"
 
@@ -18,4 +18,5 @@ __all__ = [
     "mesh",
     "metrics",
     "renderers",
+    "semantic",
 ]
