@@ -1,5 +1,6 @@
 """Datasets: the procedural part-based shapes rendered by svrecon itself."""
 
+from .normals import estimated_normals
 from .procedural import (
     CAMERA_DISTANCE,
     ELEVATION_PRIORS,
@@ -29,6 +30,7 @@ __all__ = [
     "ProceduralRender",
     "camera_from_batch",
     "check_batch",
+    "estimated_normals",
     "evaluation_indices",
     "generate_procedural_dataset",
     "make_shape",

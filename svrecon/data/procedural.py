@@ -25,6 +25,7 @@ from ..cameras import PerspectiveCamera, look_at
 from ..mesh import extract_mesh, sample_surface
 from ..renderers import SphereTracer, sh_shading
 from ..renderers.shading import SH_CONSTANTS
+from .normals import estimated_normals
 from .shapes import CATEGORIES, PartShape, make_shape
 
 __all__ = [
@@ -296,7 +297,10 @@ class ProceduralDataset(Dataset):
     ``intrinsics`` ``[3, 3]``, ``pose`` ``[3, 4]``, ``azimuth``, ``elevation``,
     ``lighting`` ``[27]``, ``label``, and per shape ``surface_points``/``surface_normals``
     ``[Ns, 3]``, ``sdf_points`` ``[Nd, 3]``/``sdf_values`` ``[Nd]``, ``occupancy_points``
-    ``[No, 3]``/``occupancy`` ``[No]``, ``shape_index``, ``view``.
+    ``[No, 3]``/``occupancy`` ``[No]``, ``shape_index``, ``view``, and
+    ``normals_estimated`` ``[3, H, W]``: the camera normals corrupted as a monocular
+    normal estimator errs (:func:`~svrecon.data.normals.estimated_normals`; the
+    "off-the-shelf" normals ShapeClipper supervises with), deterministic per view.
     """
 
     def __init__(self, root: str | Path, split: str = "train", multiview: bool = False):
@@ -343,7 +347,23 @@ class ProceduralDataset(Dataset):
         item["label"] = item["label"].long()
         item["shape_index"] = torch.tensor(entry["index"])
         item["view"] = torch.tensor(-1 if view is None else view)
+        if "normals_camera" in item:
+            item["normals_estimated"] = self._estimated_normals(item, entry["index"], view)
         return item
+
+    def _estimated_normals(self, item: dict, index: int, view: int | None) -> torch.Tensor:
+        """The "off-the-shelf" normals of a view (:func:`estimated_normals`), a function
+        of the dataset seed, the shape and the view."""
+        normals, masks = item["normals_camera"], item["mask"]
+        if view is not None:
+            normals, masks = normals[None], masks[None]
+        out = []
+        for v in range(len(masks)):
+            k = v if view is None else view
+            seed = (self.settings["seed"] * 1_000_003 + index) * 1009 + k
+            g = torch.Generator().manual_seed(seed)
+            out.append(estimated_normals(normals[v], masks[v], g))
+        return out[0] if view is not None else torch.stack(out)
 
 
 def camera_from_batch(batch: dict[str, torch.Tensor]) -> PerspectiveCamera:

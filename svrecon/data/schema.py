@@ -37,6 +37,9 @@ ITEM_SCHEMA: dict[str, ItemKey] = {
     "depth": ItemKey(("H", "W"), "float", False, "camera z-depth, 0 off the shape"),
     "normals_world": ItemKey((3, "H", "W"), "float", False, "unit normals, world frame"),
     "normals_camera": ItemKey((3, "H", "W"), "float", False, "unit normals, camera frame"),
+    "normals_estimated": ItemKey(
+        (3, "H", "W"), "float", False, "estimated (noisy) unit normals, camera frame"
+    ),
     "part_labels": ItemKey(("H", "W"), "int", False, "part index, -1 off the shape"),
     "albedo": ItemKey((3, "H", "W"), "float", False, "albedo in [0, 1]"),
     "lighting": ItemKey((27,), "float", False, "SH coefficients, colour-major"),
