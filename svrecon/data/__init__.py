@@ -1,5 +1,6 @@
 """Datasets: the procedural part-based shapes rendered by svrecon itself."""
 
+from .nmr import NMR_CATEGORIES, NMRDataset
 from .normals import estimated_normals
 from .procedural import (
     CAMERA_DISTANCE,
@@ -24,6 +25,8 @@ __all__ = [
     "ELEVATION_PRIORS",
     "FOCAL_FRACTION",
     "ItemKey",
+    "NMRDataset",
+    "NMR_CATEGORIES",
     "Part",
     "PartShape",
     "ProceduralDataset",
