@@ -7,7 +7,7 @@ Every module of this package is imported here, so a model file that calls
 import importlib
 import pkgutil
 
-from .base import ReconstructionModel, batch_camera, rotate_mesh
+from .base import ReconstructionModel, batch_camera, image_encoder, rotate_mesh
 from .cat3d import CAT3D_WEIGHTS, Cat3D
 from .disn import DISN, DISN_WEIGHTS
 from .registry import (
@@ -20,6 +20,7 @@ from .registry import (
     unregister_model,
 )
 from .sdf_srn import SDF_SRN_WEIGHTS, SDFSRN
+from .shapeclipper import SHAPECLIPPER_WEIGHTS, ShapeClipper
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -31,12 +32,15 @@ __all__ = [
     "MODELS",
     "SDFSRN",
     "SDF_SRN_WEIGHTS",
+    "SHAPECLIPPER_WEIGHTS",
     "Cat3D",
     "ModelSpec",
     "ReconstructionModel",
+    "ShapeClipper",
     "batch_camera",
     "build_model",
     "get_model",
+    "image_encoder",
     "register_model",
     "rotate_mesh",
     "spec_of",

@@ -18,7 +18,20 @@ from ..mesh import extract_mesh
 if TYPE_CHECKING:
     import trimesh
 
-__all__ = ["ReconstructionModel", "batch_camera", "rotate_mesh"]
+__all__ = ["ReconstructionModel", "batch_camera", "image_encoder", "rotate_mesh"]
+
+
+def image_encoder(kind: str, in_channels: int, codes: dict[str, int], widths=(32, 64, 128, 256)):
+    """An image encoder to named codes: ``"resnet18"`` / ``"resnet34"``
+    (:class:`~svrecon.encoders.ResNetEncoder`, the papers') or ``"conv"``
+    (:class:`~svrecon.encoders.ConvEncoder` with stage ``widths``, CPU sized)."""
+    from ..encoders import ConvEncoder, ResNetEncoder
+
+    if kind in ("resnet18", "resnet34"):
+        return ResNetEncoder(kind, codes, in_channels=in_channels)
+    if kind == "conv":
+        return ConvEncoder(in_channels, widths=widths, latent_dims=codes)
+    raise ValueError(f"encoder: expected 'resnet18', 'resnet34' or 'conv', got {kind!r}")
 
 
 def rotate_mesh(mesh: trimesh.Trimesh, rotation: torch.Tensor) -> trimesh.Trimesh:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..cameras import Camera, PerspectiveCamera, pixel_grid, pose_from_angle_trig
 from ..cameras.heads import EulerTrigHead
 from ..checks import check_shape
-from ..encoders import ConvEncoder, ProjectionDiscriminator, ResNetEncoder
+from ..encoders import ProjectionDiscriminator
 from ..fields import HyperSDFField
 from ..losses import (
     CategoryCentres,
@@ -26,7 +26,7 @@ from ..losses import (
     view_consistency_loss,
 )
 from ..renderers import RenderOutput, SRNRayMarcher
-from .base import ReconstructionModel
+from .base import ReconstructionModel, image_encoder
 from .registry import ModelSpec, register_model
 from .sdf_srn import (
     march_from,
@@ -49,14 +49,6 @@ ANGLES = ("azimuth", "elevation", "roll")
 CAT3D_WEIGHTS = {"rgb": 1.0, "silhouette": 3.0, "intersection": 1.0, "free_space": 0.1,
                  "eikonal": 0.01, "mask_iou": 0.1, "metric": 0.05, "generator": 0.2,
                  "view_consistency": 0.03}  # fmt: skip
-
-
-def _encoder(kind: str, in_channels: int, codes: dict[str, int], widths: Sequence[int]):
-    if kind == "resnet18":
-        return ResNetEncoder("resnet18", codes, in_channels=in_channels)
-    if kind == "conv":
-        return ConvEncoder(in_channels, widths=widths, latent_dims=codes)
-    raise ValueError(f"encoder: expected 'resnet18' or 'conv', got {kind!r}")
 
 
 class Cat3D(ReconstructionModel):
@@ -195,7 +187,7 @@ class Cat3D(ReconstructionModel):
             discriminator_renders=discriminator_renders, adam_betas=tuple(adam_betas),
             clip_norm=clip_norm, clip_after=clip_after, loss_weights=dict(loss_weights or {}),
         )  # fmt: skip
-        self.encoder = _encoder(
+        self.encoder = image_encoder(
             encoder, 3, {"shape": latent_dim, "texture": texture_dim}, encoder_widths
         )
         self.field = HyperSDFField(
@@ -205,7 +197,7 @@ class Cat3D(ReconstructionModel):
         )  # fmt: skip
         self.marcher = SRNRayMarcher(trunk_dims[-1])
         feature_dim = 512 if estimator == "resnet18" else estimator_widths[-1]
-        self.estimator_backbone = _encoder(
+        self.estimator_backbone = image_encoder(
             estimator, 4, {"features": feature_dim}, estimator_widths
         )
         self.estimator_head = EulerTrigHead(feature_dim)

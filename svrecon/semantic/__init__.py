@@ -5,7 +5,9 @@ IoU-weighted neighbour picking."""
 
 from .embedders import ImageEmbedder, OpenCLIPEmbedder, ThumbnailEmbedder
 from .neighbours import (
+    NEIGHBOUR_KEYS,
     Neighbours,
+    WithNeighbours,
     embed_dataset,
     neighbour_weights,
     pick_neighbours,
@@ -16,9 +18,11 @@ from .neighbours import (
 
 __all__ = [
     "ImageEmbedder",
+    "NEIGHBOUR_KEYS",
     "Neighbours",
     "OpenCLIPEmbedder",
     "ThumbnailEmbedder",
+    "WithNeighbours",
     "embed_dataset",
     "neighbour_weights",
     "pick_neighbours",

@@ -14,9 +14,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checks import check_shape
+from ..data.schema import evaluation_indices
 
 __all__ = [
+    "NEIGHBOUR_KEYS",
     "Neighbours",
+    "WithNeighbours",
     "embed_dataset",
     "neighbour_weights",
     "pick_neighbours",
@@ -190,3 +193,50 @@ def pick_neighbours(
     :func:`neighbour_weights` probabilities."""
     weights = neighbour_weights(query_masks, neighbour_masks, power)
     return torch.multinomial(weights, 1, generator=generator)[:, 0]
+
+
+#: The entries of an item that :class:`WithNeighbours` copies from each neighbour, and
+#: the keys it stores them under (``[K, ...]``).
+NEIGHBOUR_KEYS = {"image": "neighbour_image", "mask": "neighbour_mask",
+                  "normals_estimated": "neighbour_normals"}  # fmt: skip
+
+
+class WithNeighbours(torch.utils.data.Dataset):
+    """``dataset``'s items with their ``k`` semantic neighbours' images, masks and
+    estimated normals stacked ``[k, ...]`` (``neighbour_image``, ``neighbour_mask``,
+    ``neighbour_normals``, and their indices ``neighbour_index``), what ShapeClipper's
+    semantic shape consistency reads. ``neighbours``: from :func:`top_k_neighbours` on
+    the dataset's embeddings, or :func:`read_neighbour_csv`. Keys an item lacks are
+    skipped. ``categories`` and ``evaluation_indices`` are the dataset's."""
+
+    def __init__(self, dataset, neighbours: Neighbours, k: int | None = None) -> None:
+        if len(neighbours.indices) != len(dataset):
+            raise ValueError(
+                f"neighbours: expected rows for the dataset's {len(dataset)} items, "
+                f"got {len(neighbours.indices)}"
+            )
+        available = neighbours.indices.shape[1]
+        self.k = available if k is None else k
+        if not 1 <= self.k <= available:
+            raise ValueError(f"k: expected 1..{available}, got {k}")
+        self.dataset, self.neighbours = dataset, neighbours
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def categories(self):
+        return self.dataset.categories
+
+    def evaluation_indices(self):
+        return evaluation_indices(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.dataset[i])
+        picked = self.neighbours.indices[i, : self.k]
+        others = [self.dataset[int(j)] for j in picked]
+        for key, name in NEIGHBOUR_KEYS.items():
+            if key in item:
+                item[name] = torch.stack([o[key] for o in others])
+        item["neighbour_index"] = picked.clone()
+        return item
