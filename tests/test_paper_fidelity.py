@@ -389,3 +389,39 @@ def test_boundary_distance_transform_against_scipy():
         np.testing.assert_allclose(got[b].numpy(), expected, rtol=1e-6)
     full = boundary_distance_transform(torch.ones(1, 4, 4, dtype=torch.bool))
     assert torch.equal(full, torch.zeros(1, 4, 4))
+
+
+# -- DISN's voxel IoU (test/test_iou.py) ------------------------------------------
+def test_voxel_iou_of_concentric_spheres_is_the_volume_ratio():
+    import trimesh
+
+    from svrecon.metrics import solid_voxels, voxel_iou
+
+    big = trimesh.creation.icosphere(subdivisions=4, radius=0.8)
+    small = trimesh.creation.icosphere(subdivisions=4, radius=0.6)
+    grid = solid_voxels(big, 110)
+    cell = 2.2 / 110
+    # the solid grid's volume is the sphere's plus about half a shell of surface cells
+    volume, exact = grid.sum() * cell**3, 4 / 3 * np.pi * 0.8**3
+    shell = 4 * np.pi * 0.8**2 * cell
+    assert exact < volume < exact + shell
+    assert voxel_iou(big, big) == 1.0
+    iou = voxel_iou(small, big)
+    assert abs(iou - (0.6 / 0.8) ** 3) < 0.03  # 0.42, cells on both surfaces blur it a little
+    far = trimesh.creation.icosphere(subdivisions=3, radius=0.2)
+    far.apply_translation([0.8, 0.8, 0.8])
+    assert voxel_iou(far, small) == 0.0
+    empty = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    assert voxel_iou(empty, empty) == 1.0 and voxel_iou(empty, big) == 0.0
+
+
+def test_disn_protocol_reports_iou_when_the_truth_is_a_mesh():
+    import trimesh
+
+    from svrecon.metrics import PROTOCOLS, evaluate
+
+    gt = trimesh.creation.box(extents=(0.8, 0.5, 0.6))
+    pred = trimesh.creation.box(extents=(0.8, 0.5, 0.3))
+    scores = evaluate(pred, gt, PROTOCOLS["disn"])
+    assert abs(scores["iou"] - 0.5) < 0.05
+    assert "iou" not in evaluate(pred, torch.as_tensor(gt.vertices), PROTOCOLS["disn"])

@@ -23,7 +23,7 @@ from .distances import (
 )
 from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate
 from .viewpoint import AzimuthAlignment, angle_difference, azimuth_errors, fit_azimuth_alignment
-from .volumetric import volumetric_iou
+from .volumetric import solid_voxels, volumetric_iou, voxel_iou
 
 __all__ = [
     "PROTOCOLS",
@@ -49,6 +49,8 @@ __all__ = [
     "normalize_cloud",
     "rotation_grid",
     "rotation_search",
+    "solid_voxels",
     "to_view_frame",
     "volumetric_iou",
+    "voxel_iou",
 ]

@@ -17,6 +17,7 @@ import torch
 from ..mesh import extract_mesh, sample_surface
 from .align import icp, normalize_cloud, rotation_grid, rotation_search, to_view_frame
 from .distances import cloud_distances, earth_movers_distance
+from .volumetric import voxel_iou
 
 __all__ = ["ALIGNMENTS", "PROTOCOLS", "EvaluationProtocol", "average_results", "evaluate"]
 
@@ -60,6 +61,10 @@ class EvaluationProtocol:
             before anything else, for datasets whose ground-truth frame is mirrored
             against the cameras' (ShapeClipper flips Pix3D's ground truth this way).
         emd: also compute the earth mover's distance (x ``emd_scale``).
+        voxel_iou_resolution: also report ``iou``, the IoU of the solid-voxelised
+            prediction and ground-truth meshes on this grid over ``[-1.1, 1.1]^3``
+            (DISN, 110; :func:`~svrecon.metrics.voxel_iou`), when the ground truth is a
+            mesh.
         category_average: report the mean over categories of per-category means (the
             papers' tables), rather than the mean over samples.
 
@@ -90,6 +95,7 @@ class EvaluationProtocol:
     gt_axis_flips: tuple[float, float, float] = (1.0, 1.0, 1.0)
     emd: bool = False
     emd_scale: float = 1.0
+    voxel_iou_resolution: int | None = None
     category_average: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -183,6 +189,7 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
         fscore_averaging="from_mean_precision_recall",
         emd=True,
         emd_scale=100.0,
+        voxel_iou_resolution=110,
         notes=(
             "65^3 samples over the ground-truth SDF bounding box, padded by 5% of its side",
             "2048 random vertices of the predicted and the ground-truth meshes "
@@ -190,6 +197,8 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
             "CD x0.001 and EMD x100 on 2048 points (Table 1)",
             "F-score thresholds in % of a fixed side 2.0, F of the mean precision and "
             "recall (Table 2)",
+            "IoU of the meshes voxelised solid at 110^3 (test/test_iou.py), when the "
+            "ground truth is a mesh",
         ),
     ),
     "sdf_srn": EvaluationProtocol(
@@ -341,6 +350,7 @@ def evaluate(
             raise ValueError(f"gt: expected points [M, 3] with M > 0, got {list(gt_points.shape)}")
         gt = gt_points = gt_points * torch.from_numpy(flips)  # the flipped cloud is the truth
         gt_lo, gt_hi = gt_points.min(0).values.numpy(), gt_points.max(0).values.numpy()
+    gt_mesh = gt if _is_mesh(gt) else None
     target = p.sample(gt, seed + 1)[None]
     mesh = (
         prediction
@@ -392,6 +402,8 @@ def evaluate(
     if p.emd:
         n = min(pred.shape[1], target.shape[1])
         out["emd"] = earth_movers_distance(pred[:, :n], target[:, :n]).item() * p.emd_scale
+    if p.voxel_iou_resolution is not None and gt_mesh is not None:
+        out["iou"] = voxel_iou(mesh, gt_mesh, p.voxel_iou_resolution)
     out["empty"] = float(empty)
     return out
 
