@@ -82,3 +82,22 @@ def batch_index(index, length: int):
 def safe_eps(dtype: torch.dtype) -> float:
     """A small positive threshold for degeneracy tests at ``dtype``'s precision."""
     return 1e-12 if dtype == torch.float64 else 1e-6
+
+
+def check_rotation(name: str, matrix: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless every ``[..., 3, 3]`` block of ``matrix`` is a proper
+    rotation: finite, ``R^T R = I`` within ``1e-7`` (float64) or ``1e-3`` (lower
+    precision), and ``det R > 0``. (It reads the values: a host synchronisation, for
+    inputs, not for hot paths.)"""
+    if matrix.numel() == 0:
+        return
+    if not torch.isfinite(matrix).all():
+        raise ValueError(f"{name}: contains NaN or infinite values, not a rotation")
+    eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
+    tol = 1e-7 if matrix.dtype == torch.float64 else 1e-3
+    gram = matrix.transpose(-1, -2) @ matrix
+    if (gram - eye).abs().amax() > tol or (torch.det(matrix) <= 0).any():
+        raise ValueError(
+            f"{name}: expected rotation matrices (orthonormal, det +1); got a zero, "
+            "scaled, sheared or reflecting matrix"
+        )

@@ -238,7 +238,7 @@ def test_bad_input_raises_with_names_and_shapes():
         PerspectiveCamera(torch.tensor([100.0, 0.0], dtype=f64), 32.0, pose)
     bad = pose.clone()
     bad[0, 0, 0] = 2.0
-    with pytest.raises(ValueError, match="pose: the 3x3 rotation block is not orthonormal"):
+    with pytest.raises(ValueError, match="pose: expected rotation matrices"):
         PerspectiveCamera(100.0, 32.0, bad)
     with pytest.raises(ValueError, match="pose: contains NaN"):
         PerspectiveCamera(100.0, 32.0, torch.full((1, 3, 4), float("nan"), dtype=f64))

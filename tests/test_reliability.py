@@ -179,3 +179,48 @@ def test_model_batches_are_checked_across_keys(tiny_procedural):
     for key, change in cases.items():
         with pytest.raises(ValueError, match=key):
             model.losses({**batch, **change})
+
+
+# -- rotations and Kabsch refuse what has no answer --------------------------------
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        torch.zeros(3, 3),
+        2 * torch.eye(3),
+        torch.diag(torch.tensor([1.0, 1.0, -1.0])),
+        torch.tensor([[1.0, 0.5, 0], [0, 1, 0], [0, 0, 1]]),
+        torch.full((3, 3), float("nan")),
+    ],
+    ids=["zero", "scaled", "reflection", "shear", "nan"],
+)
+def test_matrix_to_representations_refuse_non_rotations(matrix):
+    from svrecon.cameras import matrix_to_axis_angle, matrix_to_euler, matrix_to_rotation_6d
+
+    for fn in (matrix_to_axis_angle, lambda m: matrix_to_euler(m, "XYZ"),
+               matrix_to_rotation_6d):  # fmt: skip
+        with pytest.raises(ValueError, match="matrix"):
+            fn(matrix[None])
+
+
+def test_axis_angle_at_pi_has_finite_gradients():
+    import math
+
+    from svrecon.cameras import axis_angle_to_matrix, matrix_to_axis_angle
+
+    R = axis_angle_to_matrix(torch.tensor([[math.pi, 0.0, 0.0]], dtype=torch.float64))
+    R.requires_grad_()
+    out = matrix_to_axis_angle(R)
+    out.sum().backward()
+    assert torch.allclose(out.detach().abs(), torch.tensor([[math.pi, 0, 0]], dtype=torch.float64))
+    assert torch.isfinite(R.grad).all()
+
+
+def test_kabsch_needs_three_pairs():
+    from svrecon.metrics import kabsch
+
+    with pytest.raises(ValueError, match="at least 3 point pairs"):
+        kabsch(torch.randn(1, 2, 3), torch.randn(1, 2, 3))
+    p = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+    R, t, _ = kabsch(p, torch.randn(2, 3, 3, dtype=torch.float64))
+    (R.sum() + t.sum()).backward()
+    assert torch.isfinite(p.grad).all()

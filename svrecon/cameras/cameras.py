@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from ..checks import batch_index, check_finite, check_shape, safe_eps
+from ..checks import batch_index, check_finite, check_rotation, check_shape, safe_eps
 from .rays import RayBundle, pixel_grid
 
 __all__ = [
@@ -49,13 +49,6 @@ def _pair(name: str, value, batch: int, like: torch.Tensor) -> torch.Tensor:
         value = torch.stack([value, value], dim=-1)
     check_shape(name, value, (batch, 2))
     return value
-
-
-def _check_rotation(name: str, R: torch.Tensor) -> None:
-    eye = torch.eye(3, dtype=R.dtype, device=R.device)
-    tol = 1e-8 if R.dtype == torch.float64 else 1e-4
-    if (R.transpose(-1, -2) @ R - eye).abs().amax() > tol * 10 or (torch.det(R) <= 0).any():
-        raise ValueError(f"{name}: the 3x3 rotation block is not orthonormal with det +1")
 
 
 class Camera(ABC):
@@ -158,7 +151,7 @@ class _PosedCamera(Camera):
     def _set_pose(self, pose: torch.Tensor) -> int:
         dims = check_shape("pose", pose, ("B", 3, 4))
         check_finite("pose", pose)
-        _check_rotation("pose", pose[..., :3])
+        check_rotation("pose", pose[..., :3])
         self.R = pose[..., :3]
         self.t = pose[..., 3]
         return dims["B"]

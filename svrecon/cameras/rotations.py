@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from ..checks import check_shape, safe_eps
+from ..checks import check_rotation, check_shape, safe_eps
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -156,6 +156,7 @@ def matrix_to_euler(matrix: torch.Tensor, convention: str) -> torch.Tensor:
     set to zero; ``euler_to_matrix`` of the result still reproduces ``matrix``.
     """
     check_shape("matrix", matrix, ("...", 3, 3))
+    check_rotation("matrix", matrix)
     axes, intrinsic = _parse_convention(convention)
     if intrinsic:
         return _intrinsic_matrix_to_euler(matrix, axes)
@@ -196,6 +197,7 @@ def matrix_to_rotation_6d(
     """Rotation matrices ``[..., 3, 3]`` to the 6D representation ``[..., 6]``: the
     first two columns (or rows) of each, the inverse of :func:`rotation_6d_to_matrix`."""
     check_shape("matrix", matrix, ("...", 3, 3))
+    check_rotation("matrix", matrix)
     if layout not in ("columns", "rows"):
         raise ValueError(f"layout: expected 'columns' or 'rows', got {layout!r}")
     if layout == "rows":
@@ -266,6 +268,7 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     arbitrary (both describe the same rotation).
     """
     check_shape("matrix", matrix, ("...", 3, 3))
+    check_rotation("matrix", matrix)
     q = _matrix_to_quaternion(matrix)
     w, v = q[..., 0], q[..., 1:]
     n = _safe_hypot(v.norm(dim=-1), torch.zeros_like(w))

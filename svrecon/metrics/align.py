@@ -71,10 +71,15 @@ def kabsch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Least-squares similarity ``target ~ s R source + t`` for paired points ``[B, N, 3]``
     (Kabsch; Umeyama 1991 with ``scale=True``). Returns ``(R [B, 3, 3], t [B, 3], s [B])``,
-    ``R`` a proper rotation (det +1), ``s = 1`` without ``scale``.
+    ``R`` a proper rotation (det +1), ``s = 1`` without ``scale``. Fewer than 3 point
+    pairs leave the rotation undetermined (and its SVD gradient undefined): refused.
+    Collinear points are not checked (that would read the values); their rotation
+    about the line is arbitrary.
     """
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], dims["N"], 3))
+    if dims["N"] < 3:
+        raise ValueError(f"source: kabsch needs at least 3 point pairs, got {dims['N']}")
     mu_s, mu_t = source.mean(1), target.mean(1)
     xs, xt = source - mu_s[:, None], target - mu_t[:, None]
     cov = xt.transpose(1, 2) @ xs / source.shape[1]  # [B, 3, 3]
