@@ -15,6 +15,7 @@ from .procedural import (
     shape_samples,
     view_camera,
 )
+from .r2n2 import R2N2Dataset, r2n2_camera
 from .schema import ITEM_SCHEMA, ItemKey, check_batch, evaluation_indices, validate_item
 from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
 
@@ -31,6 +32,7 @@ __all__ = [
     "PartShape",
     "ProceduralDataset",
     "ProceduralRender",
+    "R2N2Dataset",
     "camera_from_batch",
     "check_batch",
     "estimated_normals",
@@ -38,6 +40,7 @@ __all__ = [
     "generate_procedural_dataset",
     "make_shape",
     "primitive_sdf",
+    "r2n2_camera",
     "random_lighting",
     "render_shape",
     "shape_samples",

@@ -24,31 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from .files import SHAPENET_SYNSETS, ModelViewDataset, read_png, read_points
 
 __all__ = ["NMR_CATEGORIES", "NMRDataset"]
 
 #: The 13 ShapeNet categories of the NMR renders, by synset id.
-NMR_CATEGORIES = {
-    "02691156": "airplane", "02828884": "bench", "02933112": "cabinet", "02958343": "car",
-    "03001627": "chair", "03211117": "display", "03636649": "lamp", "03691459": "speaker",
-    "04090263": "rifle", "04256520": "sofa", "04379243": "table", "04401088": "phone",
-    "04530566": "watercraft",
-}  # fmt: skip
+NMR_CATEGORIES = SHAPENET_SYNSETS
 
 FOCAL_FRACTION = 1.8660254037844388
 
 
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    if not path.is_file():
-        raise FileNotFoundError(f"NMR: missing image {path}")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGBA") if image.mode != "L" else image)
-
-
-class NMRDataset(Dataset):
+class NMRDataset(ModelViewDataset):
     """One item per (model, view) of the listed models.
 
     Args:
@@ -86,35 +73,13 @@ class NMRDataset(Dataset):
         self.synsets = list(categories)
         self.views = list(range(24)) if views is None else [int(v) for v in views]
         self.num_points, self.focal_fraction = num_points, focal_fraction
-        self.models: list[tuple[int, str]] = []
-        for label, synset in enumerate(self.synsets):
-            listing = self.root / synset / f"{split_prefix}{split}.lst"
-            if not listing.is_file():
-                raise FileNotFoundError(f"split: no model list {listing}")
-            names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-            self.models += [(label, name) for name in names]
-
-    @property
-    def categories(self) -> list[str]:
-        """Category names (``label`` indexes this list)."""
-        return [NMR_CATEGORIES.get(s, s) for s in self.synsets]
-
-    def __len__(self) -> int:
-        return len(self.models) * len(self.views)
-
-    def evaluation_indices(self) -> list[int]:
-        """The first listed view of every model."""
-        return list(range(0, len(self), len(self.views)))
+        self._list_models(self.root, f"{split_prefix}{split}.lst")
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not 0 <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} items")
-        model_i, view_i = divmod(i, len(self.views))
-        label, name = self.models[model_i]
-        view = self.views[view_i]
+        model_i, label, name, view = self._locate(i)
         folder = self.root / self.synsets[label] / name
-        rgba = _read_png(folder / "image" / f"{view:04d}.png")
-        mask_png = _read_png(folder / "mask" / f"{view:04d}.png")
+        rgba = read_png(folder / "image" / f"{view:04d}.png", "NMR")
+        mask_png = read_png(folder / "mask" / f"{view:04d}.png", "NMR")
         mask = (mask_png if mask_png.ndim == 2 else mask_png[..., 0]) > 127
         if mask.shape != rgba.shape[:2]:
             raise ValueError(
@@ -156,19 +121,5 @@ class NMRDataset(Dataset):
         return torch.from_numpy(mat[:3]).float()
 
     def _points(self, folder: Path, model_i: int) -> torch.Tensor:
-        path = folder / "pointcloud3.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"NMR: missing ground-truth points {path}")
-        with np.load(path) as npz:
-            if "points" not in npz.files:
-                raise ValueError(f"NMR: {path} has no 'points' array")
-            points = np.asarray(npz["points"], dtype=np.float32)
-        if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
-            raise ValueError(f"NMR: {path} points: expected [N, 3], got {list(points.shape)}")
-        if not np.isfinite(points).all():
-            raise ValueError(f"NMR: {path} points contain NaN or infinite values")
-        if self.num_points is not None and len(points) != self.num_points:
-            rng = np.random.default_rng(model_i)
-            replace = len(points) < self.num_points
-            points = points[rng.choice(len(points), self.num_points, replace=replace)]
-        return torch.from_numpy(points)
+        points, _ = read_points(folder / "pointcloud3.npz", "NMR", self.num_points, model_i)
+        return points
