@@ -12,6 +12,8 @@ import torch
 from svrecon.cameras import pose_from_angles
 from svrecon.data import NMRDataset, make_shape, render_shape, shape_samples, validate_item
 
+from .helpers import projection_scores
+
 SYNSETS = {"03001627": "chair", "02691156": "airplane"}
 SIZE, VIEWS = 64, 3
 
@@ -81,38 +83,20 @@ def test_items_follow_the_schema(nmr_root):
     assert len(test) == 2 and test[0]["surface_points"].shape == (3000, 3)
 
 
-def projected_mask(points, camera, size):
-    """Pixels hit by at least one projected point."""
-    uv = camera.project(points[None])[0]
-    cols, rows = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-    inside = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
-    hit = torch.zeros(size, size, dtype=torch.bool)
-    hit[rows[inside], cols[inside]] = True
-    return hit
-
-
-def dilate(mask):
-    return torch.nn.functional.max_pool2d(mask[None, None].float(), 3, 1, 1)[0, 0] > 0
-
-
 def test_ground_truth_projects_onto_its_mask(nmr_root):
     """The convention check: every model's points, projected by the item's camera,
     land on its mask and cover it (up to the one-pixel ring where a pixel is partly
     covered but its centre is not); a wrong convention fails it."""
-    from svrecon.models import batch_camera
-
     ds = NMRDataset(nmr_root, "train", views=range(VIEWS), num_points=None)
     ious, on_mask, covered, wrong = [], [], [], []
     for i in range(len(ds)):
         item = ds[i]
-        camera = batch_camera({k: v[None] for k, v in item.items()})
-        hit, m = projected_mask(item["surface_points"], camera, SIZE), item["mask"]
-        ious.append(float((hit & m).sum() / (hit | m).sum()))
-        on_mask.append(float((hit & dilate(m)).sum() / hit.sum()))
-        covered.append(float((m & dilate(hit)).sum() / m.sum()))
+        iou, on, cov = projection_scores(item, SIZE)
+        ious.append(iou)
+        on_mask.append(on)
+        covered.append(cov)
         flipped = item["surface_points"] * torch.tensor([1.0, -1.0, 1.0])  # y up vs down
-        bad = projected_mask(flipped, camera, SIZE)
-        wrong.append(float((bad & m).sum() / (bad | m).sum()))
+        wrong.append(projection_scores({**item, "surface_points": flipped}, SIZE)[0])
     print(f"NMR projection IoU: mean {np.mean(ious):.3f} (a y-flipped frame: {np.mean(wrong):.3f})")
     assert min(on_mask) > 0.99 and min(covered) > 0.99
     assert np.mean(ious) > 0.85 and np.mean(wrong) < np.mean(ious) - 0.2

@@ -17,6 +17,8 @@ from svrecon.data import (
     validate_item,
 )
 
+from .helpers import projection_scores
+
 SIZE, VIEWS = 64, 3
 
 
@@ -85,22 +87,15 @@ def r2n2_roots(tmp_path_factory):
 
 
 def test_items_and_projection(r2n2_roots):
-    from svrecon.models import batch_camera
-
     ds = R2N2Dataset(*r2n2_roots, views=range(VIEWS), num_points=None)
     assert len(ds) == 4 * VIEWS and ds.categories == ["chair", "table"]
     ious = []
     for i in range(len(ds)):
         item = ds[i]
         validate_item(item)
-        camera = batch_camera({k: v[None] for k, v in item.items()})
-        uv = camera.project(item["surface_points"][None])[0]
-        cols, rows = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-        ok = (cols >= 0) & (cols < SIZE) & (rows >= 0) & (rows < SIZE)
-        hit = torch.zeros(SIZE, SIZE, dtype=torch.bool)
-        hit[rows[ok], cols[ok]] = True
-        m = item["mask"]
-        ious.append(float((hit & m).sum() / (hit | m).sum()))
+        iou, on_mask, covered = projection_scores(item, SIZE)
+        assert on_mask > 0.99 and covered > 0.99
+        ious.append(iou)
     print(f"R2N2 projection IoU: mean {np.mean(ious):.3f}")
     assert np.mean(ious) > 0.85
 

@@ -1,5 +1,6 @@
 """Datasets: the procedural part-based shapes rendered by svrecon itself."""
 
+from .disn_h5 import DISNDataset, pose_from_trans_mat
 from .nmr import NMR_CATEGORIES, NMRDataset
 from .normals import estimated_normals
 from .procedural import (
@@ -23,6 +24,7 @@ __all__ = [
     "CAMERA_DISTANCE",
     "CATEGORIES",
     "ITEM_SCHEMA",
+    "DISNDataset",
     "ELEVATION_PRIORS",
     "FOCAL_FRACTION",
     "ItemKey",
@@ -39,6 +41,7 @@ __all__ = [
     "evaluation_indices",
     "generate_procedural_dataset",
     "make_shape",
+    "pose_from_trans_mat",
     "primitive_sdf",
     "r2n2_camera",
     "random_lighting",

@@ -62,11 +62,11 @@ class ModelViewDataset(Dataset):
     views: list[int]
     models: list[tuple[int, str]]
 
-    def _list_models(self, list_root: Path, filename: str) -> None:
-        """Read ``{list_root}/{synset}/{filename}`` for every synset into ``models``."""
+    def _list_models(self, listing_of) -> None:
+        """Read every synset's model list, at ``listing_of(synset)``, into ``models``."""
         self.models = []
         for label, synset in enumerate(self.synsets):
-            listing = list_root / synset / filename
+            listing = listing_of(synset)
             if not listing.is_file():
                 raise FileNotFoundError(f"split: no model list {listing}")
             names = [x.strip() for x in listing.read_text().splitlines() if x.strip()]

@@ -73,7 +73,7 @@ class NMRDataset(ModelViewDataset):
         self.synsets = list(categories)
         self.views = list(range(24)) if views is None else [int(v) for v in views]
         self.num_points, self.focal_fraction = num_points, focal_fraction
-        self._list_models(self.root, f"{split_prefix}{split}.lst")
+        self._list_models(lambda s: self.root / s / f"{split_prefix}{split}.lst")
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         model_i, label, name, view = self._locate(i)

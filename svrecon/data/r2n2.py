@@ -99,7 +99,7 @@ class R2N2Dataset(ModelViewDataset):
         self.synsets = list(categories)
         self.views = list(range(24)) if views is None else [int(v) for v in views]
         self.num_points = num_points
-        self._list_models(self.shape_root, f"{split}.lst")
+        self._list_models(lambda s: self.shape_root / s / f"{split}.lst")
 
     def _metadata(self, folder: Path) -> np.ndarray:
         path = folder / "rendering_metadata.txt"
