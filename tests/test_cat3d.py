@@ -443,3 +443,25 @@ def test_reconstruct_rotates_the_canonical_mesh_into_the_camera_world(tiny_proce
         gt_rotation=camera.R[0].double(),
     )  # fmt: skip
     assert math.isclose(direct["chamfer"], view["chamfer"], rel_tol=1e-6)
+
+
+def test_a_canonical_protocol_is_refused_for_a_model_that_estimates_its_viewpoint(
+    tiny_procedural,
+):
+    from svrecon.data import ProceduralDataset
+
+    test = ProceduralDataset(tiny_procedural, "test")
+    with pytest.raises(ValueError, match="view-centric"):
+        evaluate_dataset(test, "procedural", model=tiny(), max_items=1)
+
+
+def test_training_refuses_a_canonical_evaluation_protocol_before_any_step(tmp_path):
+    from svrecon.engine import TrainConfig, train
+
+    config = TrainConfig(
+        model="cat3d", model_kwargs=TINY_CAT3D, out_dir=str(tmp_path), iterations=1,
+        batch_size=2, eval_every=1, protocol="procedural",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="view-centric"):
+        train(config, progress=False, train_set=[toy_batch(1)] * 4)
+    assert not (tmp_path / "checkpoint.pt").exists()

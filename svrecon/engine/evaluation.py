@@ -104,7 +104,8 @@ def evaluate_dataset(
         protocol: an :class:`~svrecon.metrics.EvaluationProtocol` or its name.
         model: reconstructs each item from its ``image`` (and camera); its
             :meth:`~svrecon.models.ReconstructionModel.predict_rotation` is the
-            predicted viewpoint of view-centric protocols.
+            predicted viewpoint of view-centric protocols. A model that estimates the
+            viewpoint needs a view-centric protocol (others are refused).
         field, mesh: one prediction (world frame) scored against every item, with the
             item's true rotation as the predicted one (e.g. the sphere baseline).
         predict: any ``item -> Prediction``.
@@ -118,6 +119,12 @@ def evaluate_dataset(
     if sum(given) != 1:
         raise ValueError("model, field, mesh, predict: give exactly one")
     p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
+    if model is not None and model.estimates_viewpoint and not p.view_centric:
+        raise ValueError(
+            f"protocol: {type(model).__name__} estimates its viewpoint, so its canonical "
+            f"frame is its own; {p.name!r} compares canonical frames. Use a view-centric "
+            "protocol (procedural_view_centric, cat3d, shapeclipper)"
+        )
     if model is not None:
         predict = _model_predictor(model)
     elif field is not None or mesh is not None:

@@ -294,6 +294,14 @@ def train(
     model = build_model(config.model, config.model_kwargs).to(device)
     if config.pretrain_iterations and not model.has_pretraining():
         raise ValueError(f"pretrain_iterations: {config.model} has no pretraining stage")
+    if config.eval_every and model.estimates_viewpoint:
+        from ..metrics import PROTOCOLS
+
+        if not PROTOCOLS[config.protocol or spec.protocol].view_centric:
+            raise ValueError(
+                f"protocol: {config.model} estimates its viewpoint; evaluate it with a "
+                f"view-centric protocol (procedural_view_centric), not {config.protocol!r}"
+            )
     groups = model.optimizer_groups()
     config = _resolve_betas(config, groups)
     optimizers, clipping = _build_optimizers(groups, config)
