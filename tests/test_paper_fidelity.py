@@ -425,3 +425,37 @@ def test_disn_protocol_reports_iou_when_the_truth_is_a_mesh():
     scores = evaluate(pred, gt, PROTOCOLS["disn"])
     assert abs(scores["iou"] - 0.5) < 0.05
     assert "iou" not in evaluate(pred, torch.as_tensor(gt.vertices), PROTOCOLS["disn"])
+
+
+# -- PSG's approximate EMD, DISN's published unit -----------------------------------
+def test_approximate_match_cost_is_a_transport_plan_close_to_the_exact_one():
+    from scipy.optimize import linear_sum_assignment
+
+    from svrecon.metrics import approximate_match_cost, earth_movers_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(1, 200, 3, generator=g, dtype=torch.float64)
+    b = torch.rand(1, 200, 3, generator=g, dtype=torch.float64) * 0.8 + 0.1
+    cost = np.linalg.norm(a[0, :, None].numpy() - b[0, None].numpy(), axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    exact_sum = cost[rows, cols].sum()
+    approx = float(approximate_match_cost(a, b))
+    assert exact_sum - 1e-6 <= approx <= 1.25 * exact_sum  # a full plan: never below
+    assert math.isclose(float(earth_movers_distance(a, b)) * 200, exact_sum, rel_tol=1e-9)
+    assert float(approximate_match_cost(a, a)) < 0.05 * exact_sum
+    shift = torch.tensor([0.05, 0.0, 0.0], dtype=torch.float64)
+    moved = float(approximate_match_cost(a, a + shift))
+    assert 0.05 * 200 * 0.99 <= moved <= 0.05 * 200 * 1.3  # every point moves by 0.05
+
+
+def test_disn_protocol_reports_both_emds():
+    import trimesh
+
+    from svrecon.metrics import PROTOCOLS, evaluate
+
+    gt = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    pred = trimesh.creation.icosphere(subdivisions=3, radius=0.45)
+    scores = evaluate(pred, gt, PROTOCOLS["disn"])
+    # emd: mean x100; emd_psg: sum x0.01 x100 over 2048 points, i.e. about 20.48 x emd
+    assert scores["emd_psg"] >= 2048 * 0.01 * scores["emd"] * 0.999
+    assert scores["emd_psg"] <= 2048 * 0.01 * scores["emd"] * 1.3
