@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..cameras import axis_angle_to_matrix
 from ..checks import check_shape
 
 __all__ = ["estimated_normals"]
@@ -39,14 +40,6 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     y = F.pad(y, (0, 0, radius, radius), mode="reflect")
     y = F.conv2d(y, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return y[0]
-
-
-def _rotation(axis: torch.Tensor, angle: float) -> torch.Tensor:
-    k = axis / axis.norm()
-    K = torch.zeros(3, 3, dtype=axis.dtype)
-    K[0, 1], K[0, 2], K[1, 2] = -k[2], k[1], -k[0]
-    K = K - K.T
-    return torch.eye(3, dtype=axis.dtype) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K
 
 
 def estimated_normals(
@@ -76,7 +69,8 @@ def estimated_normals(
         n = torch.where(mask[None], n, 0.0)
     axis = torch.randn(3, generator=generator, dtype=torch.float64)
     angle = math.radians(bias_degrees) * float(torch.randn((), generator=generator))
-    n = torch.einsum("ij,jhw->ihw", _rotation(axis, angle), n)
+    rotation = axis_angle_to_matrix(angle * axis / axis.norm())
+    n = torch.einsum("ij,jhw->ihw", rotation, n)
 
     ys, xs = mask.nonzero(as_tuple=True)
     target = int(round(outlier_fraction * len(ys)))
@@ -84,14 +78,15 @@ def estimated_normals(
     if target and outlier_regions:
         centres = torch.randint(0, len(ys), (outlier_regions,), generator=generator)
         # grow the discs together until they cover the target number of mask pixels
-        d = torch.stack([(ys[None] - ys[centres, None]) ** 2 + (xs[None] - xs[centres, None]) ** 2])
-        nearest = d[0].min(0).values.double()  # [P] squared distance to the nearest centre
+        # [regions, P] squared pixel distances to the region centres
+        d = (ys[None] - ys[centres, None]) ** 2 + (xs[None] - xs[centres, None]) ** 2
+        nearest = d.min(0).values.double()
         order = torch.argsort(nearest, stable=True)[:target]
         bad[ys[order], xs[order]] = True
         wrong = torch.randn(3, outlier_regions, generator=generator, dtype=torch.float64)
         wrong[2] = -wrong[2].abs()  # facing the camera (OpenCV: the camera looks along +z)
         wrong = wrong / wrong.norm(dim=0, keepdim=True)
-        region = d[0][:, order].argmin(0)  # which disc each outlier pixel belongs to
+        region = d[:, order].argmin(0)  # which disc each outlier pixel belongs to
         n[:, ys[order], xs[order]] = wrong[:, region]
     out = n / n.norm(dim=0, keepdim=True).clamp_min(1e-12)
     return torch.where(mask[None], out, 0.0).to(normals.dtype)

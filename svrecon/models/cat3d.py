@@ -256,7 +256,8 @@ class Cat3D(ReconstructionModel):
         """The estimator on ``images`` ``[B, 3, H, W]`` and ``masks`` ``[B, H, W]`` (at
         ``render_size``): the full viewpoint ``[B, 6]`` (three ``(cos, sin)`` pairs in
         :data:`ANGLES` order, fixed angles filled in)."""
-        return self._full_trig(self._predicted_pairs(self._estimator_input(images, masks)))
+        inputs = self._estimator_input(*self._resized(images, masks))
+        return self._full_trig(self._predicted_pairs(inputs))
 
     def _predicted_pairs(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[B, 4, S, S]`` ``[RGB, mask]`` -> the predicted pairs ``[B, P, 2]``."""
@@ -276,8 +277,9 @@ class Cat3D(ReconstructionModel):
                 pairs.append(predicted[:, self.predicted.index(angle)])
         return torch.stack(pairs, 1).flatten(1)
 
-    def _estimator_input(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        images, masks = self._resized(images, masks)
+    @staticmethod
+    def _estimator_input(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Resized ``images`` and ``masks`` -> the estimator's ``[B, 4, S, S]``."""
         return torch.cat([images, masks[:, None].to(images.dtype)], 1)
 
     def camera_for(self, trig: torch.Tensor, size: int) -> PerspectiveCamera:
@@ -378,8 +380,7 @@ class Cat3D(ReconstructionModel):
         field = self.field.bind(codes["shape"], codes["texture"])
         small, small_masks = self._resized(images, masks)
         s = small.shape[-1]
-        inputs = torch.cat([small, small_masks[:, None].to(small.dtype)], 1)
-        predicted = self._predicted_pairs(inputs)
+        predicted = self._predicted_pairs(self._estimator_input(small, small_masks))
         trig = self._full_trig(predicted)
 
         camera = self.camera_for(trig, s)
