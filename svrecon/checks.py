@@ -63,6 +63,19 @@ def check_shape(
     raise ValueError(f"{name}: expected shape {expected}, got {list(shape)}")
 
 
+def as_float(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` as a floating-point tensor: integer and bool values are promoted to
+    the default float dtype (never computed in integer arithmetic), floating tensors
+    are returned as they are, complex ones are refused by name."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.is_complex():
+        raise ValueError(f"{name}: expected real values, got dtype {tensor.dtype}")
+    if not tensor.is_floating_point():
+        return tensor.to(torch.get_default_dtype())
+    return tensor
+
+
 def check_finite(name: str, tensor: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``tensor`` holds NaN or infinite values."""
     if not torch.isfinite(tensor).all():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ..numerics import safe_norm
 
 __all__ = [
@@ -35,31 +35,42 @@ def nearest_neighbors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query point, its nearest reference point.
 
-    Shapes: ``query`` ``[B, N, 3]``, ``reference`` ``[B, M, 3]`` -> ``(distance [B, N],
-    index [B, N])``. Indices are found without gradients (a KD-tree on the CPU,
-    chunked exact brute force elsewhere, never an ``N x M`` matrix). When either cloud
-    requires grad, the distances are recomputed from the points, so they are
-    differentiable in both clouds (with a zero, not NaN, gradient where two points
+    Shapes: ``query`` ``[B, N, 3]``, ``reference`` ``[B, M, 3]`` (``M >= 1``) ->
+    ``(distance [B, N], index [B, N])``. Indices are found without gradients (a KD-tree
+    on the CPU, chunked exact brute force elsewhere, never an ``N x M`` matrix). When
+    either cloud requires grad, the distances are recomputed from the points, so they
+    are differentiable in both clouds (with a zero, not NaN, gradient where two points
     coincide); otherwise the tree's own distances are returned.
+
+    Integer clouds are promoted to the default float dtype. Non-finite points
+    propagate as torch would, without a host synchronisation: a NaN or infinite query
+    point has distance NaN, and every distance of an item whose reference holds one is
+    NaN (its indices are then meaningless but in range).
     """
+    query, reference = as_float("query", query), as_float("reference", reference)
     dims = check_shape("query", query, ("B", "N", 3))
     check_shape("reference", reference, (dims["B"], "M", 3))
     if reference.shape[1] == 0:
         raise ValueError("reference: expected at least one point, got 0")
+    bad_query = ~torch.isfinite(query).all(-1)
+    bad_item = ~torch.isfinite(reference).flatten(1).all(-1)
     needs_grad = torch.is_grad_enabled() and (query.requires_grad or reference.requires_grad)
     with torch.no_grad():
+        # The search sees finite stand-ins (the origin), so every index is in range.
+        q_finite = torch.where(bad_query[..., None], 0.0, query)
+        r_finite = torch.nan_to_num(reference, nan=0.0, posinf=0.0, neginf=0.0)
         if query.device.type == "cpu":
-            found = [_tree_index(q.numpy(), r.numpy())
-                     for q, r in zip(query.detach().double(), reference.detach().double(),
-                                     strict=True)]  # fmt: skip
+            pairs = zip(q_finite.double(), r_finite.double(), strict=True)
+            found = [_tree_index(q.numpy(), r.numpy()) for q, r in pairs]
             index = torch.from_numpy(np.stack([i for _, i in found]))
-            if not needs_grad:  # the tree's own float64 distances, no second pass
-                distance = torch.from_numpy(np.stack([d for d, _ in found]))
-                return distance.to(query.dtype), index
+            distance = torch.from_numpy(np.stack([d for d, _ in found])).to(query.dtype)
         else:
-            index = _brute_force_index(query, reference, chunk_size)
-    nearest = torch.gather(reference, 1, index[..., None].expand(-1, -1, 3))
-    return safe_norm(query - nearest), index
+            index = _brute_force_index(q_finite, r_finite, chunk_size)
+    if needs_grad or query.device.type != "cpu":
+        nearest = torch.gather(reference, 1, index[..., None].expand(-1, -1, 3))
+        distance = safe_norm(query - nearest)
+    poisoned = bad_query | bad_item[:, None]
+    return torch.where(poisoned, torch.nan, distance), index
 
 
 def _tree_index(
@@ -160,7 +171,8 @@ class CloudDistances:
         return ChamferResult(acc, comp, (acc + comp) / 2, squared)
 
     def f_score(self, thresholds) -> FScoreResult:
-        """:class:`FScoreResult` at unsquared distance ``thresholds`` ``[T]``."""
+        """:class:`FScoreResult` at unsquared distance ``thresholds`` ``[T]`` (float64;
+        NaN for an item with a NaN distance)."""
         t = torch.as_tensor(thresholds, dtype=torch.float64).reshape(-1)
         t = t.to(self.pred_to_gt.device)
         precision = (self.pred_to_gt.detach().double()[..., None] < t).double().mean(1)
@@ -168,18 +180,30 @@ class CloudDistances:
         denom = precision + recall
         safe = torch.where(denom > 0, denom, 1)
         fscore = torch.where(denom > 0, 2 * precision * recall / safe, 0)
+        # A NaN distance would count as a miss: an item with one is NaN instead.
+        bad = (self.pred_to_gt.isnan().any(1) | self.gt_to_pred.isnan().any(1))[:, None]
+        precision, recall, fscore = (torch.where(bad, torch.nan, x)
+                                     for x in (precision, recall, fscore))  # fmt: skip
         return FScoreResult(fscore, precision, recall)
 
 
 def cloud_distances(pred: torch.Tensor, gt: torch.Tensor, chunk_size: int = 2048) -> CloudDistances:
     """Both nearest-neighbour directions between ``pred`` ``[B, N, 3]`` and ``gt``
     ``[B, M, 3]`` (two KD-tree queries on the CPU), for every metric that needs them.
+    Both clouds need at least one point; integer clouds are promoted to the default
+    float dtype, and non-finite points propagate as in :func:`nearest_neighbors`.
 
     Example::
 
         >>> d = cloud_distances(pred, gt)
         >>> d.chamfer().chamfer, d.f_score([0.01, 0.05]).fscore
     """
+    pred, gt = as_float("pred", pred), as_float("gt", gt)
+    dims = check_shape("pred", pred, ("B", "N", 3))
+    check_shape("gt", gt, (dims["B"], "M", 3))
+    for name, cloud in (("pred", pred), ("gt", gt)):
+        if cloud.shape[1] == 0:
+            raise ValueError(f"{name}: expected at least one point, got 0")
     d_pred, i_pred = nearest_neighbors(pred, gt, chunk_size)
     d_gt, i_gt = nearest_neighbors(gt, pred, chunk_size)
     return CloudDistances(d_pred, d_gt, i_pred, i_gt)
@@ -227,6 +251,10 @@ def normal_consistency(
     Shapes: points and normals ``[B, N, 3]`` and ``[B, M, 3]``. Normals need not be unit;
     zero normals count as ``|cos| = 0``. Orientation is ignored (absolute cosine).
     """
+    pred_normals, gt_normals = (
+        as_float("pred_normals", pred_normals),
+        as_float("gt_normals", gt_normals),
+    )
     dims = check_shape("pred_normals", pred_normals, tuple(pred.shape))
     check_shape("gt_normals", gt_normals, tuple(gt.shape), dims)
     d = cloud_distances(pred, gt, chunk_size)
@@ -253,8 +281,11 @@ def earth_movers_distance(
     are ordered along a random direction (the same for both, from ``seed``), cut into
     consecutive blocks of at most ``exact_limit`` points, and each block pair is
     matched exactly; the union is a valid matching, so the value is an upper bound of
-    the true EMD. Not differentiable (a metric, computed on the CPU).
+    the true EMD. Not differentiable (a metric, computed on the CPU). Integer clouds are
+    promoted to the default float dtype; an item with a non-finite point gives NaN;
+    empty clouds (``N = 0``) give 0.
     """
+    pred, gt = as_float("pred", pred), as_float("gt", gt)
     dims = check_shape("pred", pred, ("B", "N", 3))
     check_shape("gt", gt, (dims["B"], dims["N"], 3))
     rng = np.random.default_rng(seed)
@@ -263,6 +294,12 @@ def earth_movers_distance(
         pred.detach().double().cpu().numpy(), gt.detach().double().cpu().numpy(), strict=True
     ):
         n = len(p)
+        if not (np.isfinite(p).all() and np.isfinite(g).all()):
+            out.append(np.nan)
+            continue
+        if n == 0:
+            out.append(0.0)
+            continue
         if n <= exact_limit:
             out.append(_matched_mean(p, g))
             continue
@@ -298,8 +335,10 @@ def approximate_match_cost(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor
     mass ``max(N, M) / N`` (``/ M``), so the final plan moves all the mass and its
     cost is never below the exact optimum (``N = M``: ``N`` times
     :func:`earth_movers_distance`). Computed as in the reference on the device of the
-    inputs, ``N x M`` memory per cloud, not differentiated.
+    inputs, ``N x M`` memory per cloud, not differentiated. Integer clouds are promoted
+    to the default float dtype; an empty cloud gives 0; non-finite points give NaN.
     """
+    pred, gt = as_float("pred", pred), as_float("gt", gt)
     dims = check_shape("pred", pred, ("B", "N", 3))
     check_shape("gt", gt, (dims["B"], "M", 3))
     out = []
