@@ -224,3 +224,22 @@ def test_kabsch_needs_three_pairs():
     R, t, _ = kabsch(p, torch.randn(2, 3, 3, dtype=torch.float64))
     (R.sum() + t.sum()).backward()
     assert torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64])
+def test_rays_below_float32_are_refused_by_name(dtype):
+    from svrecon.data import view_camera
+    from svrecon.fields import field_from_function
+    from svrecon.renderers import SphereTracer
+
+    camera = view_camera(torch.tensor([0.0]), torch.tensor([0.2]), 16)
+    rays = camera.rays(16, 16).intersect_sphere(1.0)[0]
+    sphere = field_from_function(lambda x: x.norm(dim=-1) - 0.5, "sdf")
+    hits = SphereTracer()(sphere, rays, normals=False).mask
+    assert hits.sum() > 0  # in float32 the rays hit
+    with pytest.raises(ValueError, match=f"origins: expected float32 or float64 rays, got {dtype}"):
+        rays.to(dtype)  # float16 traced only 46 of 148 hits: its tolerance was unreachable
+    near = rays.near.to(dtype)  # one tensor alone is caught too (int near/far was a bug)
+    with pytest.raises(ValueError, match="near: expected float32 or float64"):
+        type(rays)(rays.origins, rays.directions, rays.pixels, near, rays.far,
+                   rays.depth_per_distance)  # fmt: skip

@@ -46,6 +46,9 @@ class RayBundle:
         depth_per_distance: ``[B, R]`` the factor ``z = t * depth_per_distance``
             from distance along the ray to camera z-depth (the cosine between the
             ray and the optical axis; 1 for orthographic cameras).
+
+    Every tensor but ``pixels`` is float32 or float64: float16, bfloat16 and integer
+    rays are refused by name (``docs/reliability.md``).
     """
 
     origins: torch.Tensor
@@ -62,6 +65,14 @@ class RayBundle:
         check_shape("near", self.near, ("B", "R"), dims)
         check_shape("far", self.far, ("B", "R"), dims)
         check_shape("depth_per_distance", self.depth_per_distance, ("B", "R"), dims)
+        for name in ("origins", "directions", "near", "far", "depth_per_distance"):
+            dtype = getattr(self, name).dtype
+            if dtype not in (torch.float32, torch.float64):
+                raise ValueError(
+                    f"{name}: expected float32 or float64 rays, got {dtype} (positions along "
+                    "a ray need float32: at t = 2.7 float16 resolves only 2e-3; keep the rays "
+                    "in float32 and run the field under torch.autocast instead)"
+                )
 
     @property
     def batch_size(self) -> int:
