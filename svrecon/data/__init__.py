@@ -19,10 +19,12 @@ from .procedural import (
 from .r2n2 import R2N2Dataset, r2n2_camera
 from .schema import ITEM_SCHEMA, ItemKey, check_batch, evaluation_indices, validate_item
 from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
+from .voxels import ColouredVoxels, coloured_voxels, voxel_centres
 
 __all__ = [
     "CAMERA_DISTANCE",
     "CATEGORIES",
+    "ColouredVoxels",
     "ITEM_SCHEMA",
     "DISNDataset",
     "ELEVATION_PRIORS",
@@ -37,6 +39,7 @@ __all__ = [
     "R2N2Dataset",
     "camera_from_batch",
     "check_batch",
+    "coloured_voxels",
     "estimated_normals",
     "evaluation_indices",
     "generate_procedural_dataset",
@@ -49,4 +52,5 @@ __all__ = [
     "shape_samples",
     "validate_item",
     "view_camera",
+    "voxel_centres",
 ]

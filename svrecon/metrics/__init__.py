@@ -1,5 +1,5 @@
 """Evaluation: Chamfer distance, F-score, EMD, normal consistency, volumetric IoU,
-alignment, and each paper's protocol."""
+part segmentation IoU, alignment, and each paper's protocol."""
 
 from .align import (
     ICPResult,
@@ -23,6 +23,7 @@ from .distances import (
     normal_consistency,
 )
 from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate
+from .segmentation import PartIoUResult, height_band_labels, part_iou, segmentation_confusion
 from .viewpoint import AzimuthAlignment, angle_difference, azimuth_errors, fit_azimuth_alignment
 from .volumetric import solid_voxels, volumetric_iou, voxel_iou
 
@@ -34,6 +35,7 @@ __all__ = [
     "EvaluationProtocol",
     "FScoreResult",
     "ICPResult",
+    "PartIoUResult",
     "angle_difference",
     "approximate_match_cost",
     "average_results",
@@ -43,14 +45,17 @@ __all__ = [
     "earth_movers_distance",
     "evaluate",
     "f_score",
+    "height_band_labels",
     "fit_azimuth_alignment",
     "icp",
     "kabsch",
     "nearest_neighbors",
     "normal_consistency",
     "normalize_cloud",
+    "part_iou",
     "rotation_grid",
     "rotation_search",
+    "segmentation_confusion",
     "solid_voxels",
     "to_view_frame",
     "volumetric_iou",

@@ -1,0 +1,81 @@
+"""Coloured voxel grids of the procedural shapes: the targets of MSU's decoder
+pretraining (Eq. 8: occupancy, part albedo; coarse to fine, 16 -> 32 -> 64)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .shapes import PartShape
+
+__all__ = ["ColouredVoxels", "coloured_voxels", "voxel_centres"]
+
+
+def voxel_centres(
+    resolution: int, bound: float = 0.6, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Centres ``[R, R, R, 3]`` of a ``resolution^3`` grid over ``[-bound, bound]^3``.
+
+    Voxel ``[i, j, k]`` is centred at ``(x_i, y_j, z_k)`` with ``x_i = -bound + (i +
+    0.5) * 2 bound / R``: the first index is x, the second y (up), the third z (the
+    grid convention of ``docs/conventions.md``).
+    """
+    if resolution < 1:
+        raise ValueError(f"resolution: expected >= 1, got {resolution}")
+    if not bound > 0:
+        raise ValueError(f"bound: expected > 0, got {bound}")
+    step = 2 * bound / resolution
+    axis = -bound + (torch.arange(resolution, dtype=dtype) + 0.5) * step
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)
+
+
+@dataclass
+class ColouredVoxels:
+    """A coloured voxel grid.
+
+    Attributes:
+        occupancy: ``[R, R, R]`` float, 1 inside the shape (SDF < 0 at the centre).
+        albedo: ``[R, R, R, 3]`` in ``[0, 1]``, the colour of the part at each centre
+            (defined everywhere; MSU supervises it inside the shape only).
+        part: ``[R, R, R]`` int64, the index of the nearest (or containing) part.
+        bound: the half side of the cube the grid covers.
+    """
+
+    occupancy: torch.Tensor
+    albedo: torch.Tensor
+    part: torch.Tensor
+    bound: float
+
+    @property
+    def resolution(self) -> int:
+        return self.occupancy.shape[0]
+
+
+def coloured_voxels(
+    shape: PartShape, resolution: int, bound: float = 0.6, chunk: int = 65536
+) -> ColouredVoxels:
+    """Sample ``shape`` at the centres of a ``resolution^3`` grid over
+    ``[-bound, bound]^3`` (:func:`voxel_centres`): occupancy by the sign of its exact
+    SDF, albedo and part index of the part there. Float32, evaluated in chunks of
+    ``chunk`` points. For the coarse-to-fine schedule call it once per resolution:
+    each grid samples the shape itself, not a pooled finer grid.
+    """
+    centres = voxel_centres(resolution, bound).reshape(-1, 3)
+    sdf, part = [], []
+    for start in range(0, len(centres), chunk):
+        parts = shape.part_sdfs(centres[start : start + chunk])
+        value, index = parts.min(-1)
+        sdf.append(value)
+        part.append(index)
+    sdf, part = torch.cat(sdf), torch.cat(part)
+    table = torch.stack(
+        [torch.as_tensor(p.albedo, dtype=torch.float32) for p in shape.parts]
+    ).clamp(0, 1)
+    r = resolution
+    return ColouredVoxels(
+        occupancy=(sdf < 0).float().view(r, r, r),
+        albedo=table[part].view(r, r, r, 3),
+        part=part.view(r, r, r),
+        bound=bound,
+    )
