@@ -89,3 +89,20 @@ def test_projection_matrix_head_starts_at_mean_and_learns():
     pix = cam.project(torch.zeros(2, 1, 3))
     pix.sum().backward()
     assert head.linear.weight.grad.abs().sum() > 0
+
+
+def test_conv_encoder_reads_voxel_grids_of_any_size_item_by_item():
+    from svrecon.encoders import ConvEncoder
+
+    torch.manual_seed(0)
+    encoder = ConvEncoder(4, (8, 16), {"category": 3, "shape": 5}, spatial_dims=3).eval()
+    grids = torch.rand(3, 4, 16, 16, 16)
+    codes = encoder(grids)
+    assert codes["category"].shape == (3, 3) and codes["shape"].shape == (3, 5)
+    alone = encoder(grids[1:2])  # GroupNorm: no statistic crosses the batch
+    torch.testing.assert_close(alone["shape"], codes["shape"][1:2])
+    assert encoder(torch.rand(2, 4, 8, 8, 8))["shape"].shape == (2, 5)  # coarse-to-fine
+    with pytest.raises(ValueError, match="images: expected shape"):
+        encoder(torch.rand(2, 4, 16, 16))
+    with pytest.raises(ValueError, match="spatial_dims"):
+        ConvEncoder(4, spatial_dims=1)

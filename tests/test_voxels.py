@@ -58,3 +58,68 @@ def test_procedural_shapes_fill_the_grid_sensibly():
     assert 0 < coarse.occupancy.mean() < 0.5 and coarse.resolution == 16
     assert fine.part[fine.occupancy > 0].unique().numel() == len(shape.parts)
     assert ((fine.albedo >= 0) & (fine.albedo <= 1)).all()
+
+
+def test_point_samples_are_voxel_centres_with_their_values():
+    v = coloured_voxels(two_parts(), 16)
+    points, occ, alb = v.point_samples()
+    assert points.shape == (16**3, 3) and torch.equal(occ, v.occupancy.reshape(-1))
+    gen = torch.Generator().manual_seed(0)
+    points, occ, alb = v.point_samples(200, inside_fraction=0.5, generator=gen)
+    assert occ.sum() == 100 and len(torch.unique(points, dim=0)) == 200
+    index = ((points + 0.6) / (1.2 / 16) - 0.5).round().long()  # back to [i, j, k]
+    assert torch.allclose(points, voxel_centres(16)[tuple(index.T)])
+    assert torch.equal(occ, v.occupancy[tuple(index.T)])
+    assert torch.equal(alb, v.albedo[tuple(index.T)])
+    # More inside points asked than the grid has: all of them, the rest outside.
+    inside = int(v.occupancy.sum())
+    _, occ, _ = v.point_samples(inside + 50, inside_fraction=1.0, generator=gen)
+    assert occ.sum() == inside
+    with pytest.raises(ValueError, match="num_points"):
+        v.point_samples(0)
+
+
+def test_encoder_input_is_occupancy_and_occupied_colour():
+    v = coloured_voxels(two_parts(), 8)
+    x = v.encoder_input()
+    assert x.shape == (4, 8, 8, 8) and torch.equal(x[0], v.occupancy)
+    colour = x[1:].permute(1, 2, 3, 0)
+    assert (colour[v.occupancy == 0] == 0).all()
+    assert torch.equal(colour[v.occupancy > 0], v.albedo[v.occupancy > 0])
+
+
+def test_stage_one_parts_fit_two_coloured_voxel_grids():
+    """MSU's decoder pretraining (Eq. 8) assembled from the parts: the 3D encoder E'
+    reads the coloured voxels, the branched decoders fit the point-value pairs."""
+    from svrecon.encoders import ConvEncoder
+    from svrecon.fields import BranchedAlbedo, BranchedOccupancy
+    from svrecon.losses import occupancy_pretraining_losses
+
+    torch.manual_seed(0)
+    shapes = [two_parts(), make_shape("mug", np.random.default_rng(1))]
+    grids = [coloured_voxels(s, 8) for s in shapes]
+    voxels = torch.stack([g.encoder_input() for g in grids])
+    samples = [g.point_samples() for g in grids]
+    points, occ, alb = (torch.stack(x) for x in zip(*samples, strict=True))
+    encoder = ConvEncoder(4, (8, 16), {"category": 3, "shape": 16, "albedo": 16}, spatial_dims=3)
+    classifier = torch.nn.Linear(3, 2)
+    shape_dec = BranchedOccupancy(16, 3, hidden_dims=(64, 32), num_branches=4)
+    albedo_dec = BranchedAlbedo(16, 16, 3, hidden_dims=(32, 32), num_branches=4)
+    params = [p for m in (encoder, classifier, shape_dec, albedo_dec) for p in m.parameters()]
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    labels = torch.tensor([0, 1])
+    history = []
+    for _ in range(400):
+        codes = encoder(voxels)
+        out = shape_dec(points, codes["shape"], codes["category"])
+        out = albedo_dec(points, out, codes["shape"], codes["albedo"], codes["category"])
+        terms = occupancy_pretraining_losses(out.occupancy, occ, out.albedo, alb,
+                                             classifier(codes["category"]), labels)  # fmt: skip
+        loss = sum(terms.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append({k: v.item() for k, v in terms.items()})
+    assert history[-1]["occupancy"] < 0.1 * history[0]["occupancy"]
+    assert history[-1]["albedo"] < 0.1 * history[0]["albedo"]
+    assert history[-1]["category"] < 0.1

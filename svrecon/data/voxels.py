@@ -51,6 +51,44 @@ class ColouredVoxels:
     def resolution(self) -> int:
         return self.occupancy.shape[0]
 
+    def encoder_input(self) -> torch.Tensor:
+        """``[4, R, R, R]``: occupancy and the albedo of the occupied voxels (0 in empty
+        ones), the coloured voxel that MSU's 3D encoder ``E'`` reads."""
+        occupied = self.occupancy[None]
+        return torch.cat([occupied, self.albedo.permute(3, 0, 1, 2) * occupied])
+
+    def point_samples(
+        self,
+        num_points: int | None = None,
+        inside_fraction: float = 0.5,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Point-value pairs ``(points [K, 3], occupancy [K], albedo [K, 3])`` at voxel
+        centres (Eq. 8's ``x_j, o_j, c_j``).
+
+        ``num_points=None``: every voxel, in ``[i, j, k]`` order. Otherwise ``K``
+        distinct voxels drawn without replacement, ``round(inside_fraction * K)`` of
+        them occupied where the grid has that many (the rest empty), so thin shapes
+        are not drowned in empty space.
+        """
+        r = self.resolution
+        centres = voxel_centres(r, self.bound).reshape(-1, 3)
+        occ, alb = self.occupancy.reshape(-1), self.albedo.reshape(-1, 3)
+        if num_points is None:
+            return centres, occ, alb
+        if not 0 < num_points <= r**3:
+            raise ValueError(f"num_points: expected 1 to {r**3}, got {num_points}")
+        if not 0 <= inside_fraction <= 1:
+            raise ValueError(f"inside_fraction: expected in [0, 1], got {inside_fraction}")
+        inside = torch.nonzero(occ > 0).flatten()
+        outside = torch.nonzero(occ <= 0).flatten()
+        n_in = min(round(inside_fraction * num_points), len(inside))
+        n_in = max(n_in, num_points - len(outside))
+        pick_in = inside[torch.randperm(len(inside), generator=generator)[:n_in]]
+        pick_out = outside[torch.randperm(len(outside), generator=generator)[: num_points - n_in]]
+        index = torch.cat([pick_in, pick_out])
+        return centres[index], occ[index], alb[index]
+
 
 def coloured_voxels(
     shape: PartShape, resolution: int, bound: float = 0.6, chunk: int = 65536
