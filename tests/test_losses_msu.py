@@ -1,5 +1,6 @@
 """MSU joint-occupancy losses against hand-worked values, naive loops and numpy."""
 
+import itertools
 import math
 
 import numpy as np
@@ -234,3 +235,45 @@ def test_pretraining_losses_batch_mean_and_gradients():
     whole = occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, logits, labels)
     for key in whole:
         assert whole[key].item() == pytest.approx((halves[0][key] + halves[1][key]).item() / 2)
+
+
+def _naive_boundary(occupied, branch):
+    r = occupied.shape[0]
+    out = torch.zeros_like(occupied)
+    for i, j, k in itertools.product(range(r), repeat=3):
+        if not occupied[i, j, k]:
+            continue
+        for di, dj, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
+            a, b, c = i + di, j + dj, k + dk
+            if 0 <= a < r and 0 <= b < r and 0 <= c < r and occupied[a, b, c]:
+                out[i, j, k] |= bool(branch[a, b, c] != branch[i, j, k])
+    return out
+
+
+def test_part_boundary_points_are_the_voxels_next_to_another_branch():
+    from svrecon.data import voxel_centres
+    from svrecon.losses import part_boundary_points
+
+    gen = torch.Generator().manual_seed(0)
+    centres = voxel_centres(6)
+    occupied = torch.rand(2, 6, 6, 6, generator=gen) < 0.7
+    branch = torch.randint(0, 3, (2, 6, 6, 6), generator=gen)
+    branch[1] = (centres[..., 0] > 0).long()  # item 1: two halves
+    points, valid = part_boundary_points(centres, occupied, branch, 20, generator=gen)
+    assert points.shape == (2, 20, 3) and valid.all()
+    for b in range(2):
+        expected = _naive_boundary(occupied[b], branch[b])
+        index = ((points[b] + 0.6) / 0.2 - 0.5).round().long()
+        assert expected[tuple(index.T)].all()  # every drawn point is on a boundary
+        assert len(torch.unique(index, dim=0)) == 20  # without replacement
+    # Item 1's boundaries lie in the two layers beside x = 0.
+    assert torch.allclose(points[1, :, 0].abs(), torch.full((20,), 0.1))
+    # More slots than boundary voxels: all of them, then invalid slots at the origin.
+    count = int(_naive_boundary(occupied[1], branch[1]).sum())
+    points, valid = part_boundary_points(centres, occupied, branch, count + 5, generator=gen)
+    assert valid[1].sum() == count and (points[1][~valid[1]] == 0).all()
+    one_branch = torch.zeros_like(branch)
+    _, valid = part_boundary_points(centres, occupied, one_branch, 4)
+    assert not valid.any()  # no segments, no boundary
+    with pytest.raises(ValueError, match="branch_index: expected shape"):
+        part_boundary_points(centres, occupied, branch[:1], 4)

@@ -2,7 +2,11 @@
 
 from .adversarial import discriminator_loss, generator_loss, r1_penalty
 from .distance_transform import boundary_distance_transform, distance_transform
-from .feature_consistency import feature_consistency_loss, largest_eigenvector
+from .feature_consistency import (
+    feature_consistency_loss,
+    largest_eigenvector,
+    part_boundary_points,
+)
 from .intrinsic import albedo_constancy_loss, white_shading_loss
 from .metric import CategoryCentres, category_metric_loss
 from .normals import normal_loss
@@ -54,6 +58,7 @@ __all__ = [
     "masked_mse_loss",
     "normal_loss",
     "occupancy_photometric_loss",
+    "part_boundary_points",
     "occupancy_pretraining_losses",
     "occupancy_silhouette_loss",
     "searched_occupancy",

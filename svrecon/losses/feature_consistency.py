@@ -7,7 +7,61 @@ import torch
 
 from ..checks import check_shape
 
-__all__ = ["feature_consistency_loss", "largest_eigenvector"]
+__all__ = ["feature_consistency_loss", "largest_eigenvector", "part_boundary_points"]
+
+
+def part_boundary_points(
+    centres: torch.Tensor,
+    occupied: torch.Tensor,
+    branch_index: torch.Tensor,
+    num_points: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``q`` boundary points between adjacent segments of a branched shape (MSU Sec.
+    3.3: "a point and its spatial neighbour shall trigger different branches").
+
+    A voxel is on a boundary when it is occupied and one of its 6 neighbours is
+    occupied and has a different branch. ``num_points`` of them are drawn uniformly
+    without replacement per item (without a host synchronisation); an item with fewer
+    gets them all, the rest of its slots ``valid=False`` (at the origin).
+
+    Shapes: ``centres`` ``[R, R, R, 3]`` or ``[B, R, R, R, 3]`` (e.g.
+    :func:`svrecon.data.voxel_centres`), ``occupied`` (bool) and ``branch_index``
+    ``[B, R, R, R]`` (a branched field's ``occupancy > level`` and ``branch_index`` at
+    the centres) -> ``(points [B, q, 3], valid [B, q])``, for
+    :func:`feature_consistency_loss` after projection and feature sampling.
+    """
+    dims = check_shape("occupied", occupied, ("B", "X", "Y", "Z"))
+    check_shape("branch_index", branch_index, ("B", "X", "Y", "Z"), dims)
+    if centres.dim() == 4:
+        centres = centres.expand(dims["B"], *centres.shape)
+    check_shape("centres", centres, (dims["B"], dims["X"], dims["Y"], dims["Z"], 3))
+    if num_points < 1:
+        raise ValueError(f"num_points: expected >= 1, got {num_points}")
+    occ = occupied.bool()
+    boundary = torch.zeros_like(occ)
+    for axis in (1, 2, 3):
+        n = occ.shape[axis]
+        here = [slice(None)] * 4
+        there = [slice(None)] * 4
+        here[axis], there[axis] = slice(0, n - 1), slice(1, n)
+        here, there = tuple(here), tuple(there)
+        differ = occ[here] & occ[there] & (branch_index[here] != branch_index[there])
+        boundary[here] |= differ
+        boundary[there] |= differ
+    flat = boundary.flatten(1)
+    score = torch.rand(flat.shape, generator=generator, device=flat.device)
+    score = torch.where(flat, score, -1.0)
+    k = min(num_points, flat.shape[1])
+    top, index = score.topk(k, dim=1)
+    points = torch.gather(centres.flatten(1, 3), 1, index[..., None].expand(-1, -1, 3))
+    valid = top >= 0
+    points = torch.where(valid[..., None], points, 0.0)
+    if k < num_points:  # fewer voxels than slots
+        pad = num_points - k
+        points = torch.cat([points, points.new_zeros(dims["B"], pad, 3)], 1)
+        valid = torch.cat([valid, valid.new_zeros(dims["B"], pad)], 1)
+    return points, valid
 
 
 def largest_eigenvector(
