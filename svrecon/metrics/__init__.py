@@ -1,5 +1,6 @@
 """Evaluation: Chamfer distance, F-score, EMD, normal consistency, volumetric IoU,
-part segmentation IoU, alignment, and each paper's protocol."""
+part segmentation IoU, image PSNR and intrinsic-image errors, alignment, and each
+paper's protocol."""
 
 from .align import (
     ICPResult,
@@ -22,6 +23,7 @@ from .distances import (
     nearest_neighbors,
     normal_consistency,
 )
+from .images import local_scale_invariant_mse, psnr, scale_invariant_mse
 from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate
 from .segmentation import PartIoUResult, height_band_labels, part_iou, segmentation_confusion
 from .viewpoint import AzimuthAlignment, angle_difference, azimuth_errors, fit_azimuth_alignment
@@ -49,12 +51,15 @@ __all__ = [
     "fit_azimuth_alignment",
     "icp",
     "kabsch",
+    "local_scale_invariant_mse",
     "nearest_neighbors",
     "normal_consistency",
     "normalize_cloud",
     "part_iou",
+    "psnr",
     "rotation_grid",
     "rotation_search",
+    "scale_invariant_mse",
     "segmentation_confusion",
     "solid_voxels",
     "to_view_frame",
