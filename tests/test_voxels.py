@@ -123,3 +123,32 @@ def test_stage_one_parts_fit_two_coloured_voxel_grids():
     assert history[-1]["occupancy"] < 0.1 * history[0]["occupancy"]
     assert history[-1]["albedo"] < 0.1 * history[0]["albedo"]
     assert history[-1]["category"] < 0.1
+
+
+def test_a_dataset_gives_back_its_shapes_and_their_voxels(tiny_procedural):
+    from svrecon.data import VOXEL_KEYS, ProceduralDataset, WithColouredVoxels
+
+    data = ProceduralDataset(tiny_procedural, "train")
+    for i in range(len(data)):
+        shape, item = data.part_shape(i), data[i]
+        assert shape.category == data.categories[int(item["label"])]
+        assert shape.scale == pytest.approx(float(item["scale"]))
+        # The stored surface points lie on the regenerated shape's surface.
+        assert shape.sdf(item["surface_points"].double()).abs().max() < 1e-4
+    with pytest.raises(IndexError):
+        data.part_shape(len(data))
+    voxels = WithColouredVoxels(data, 16, num_points=300, input_resolution=8)
+    item = voxels[2]
+    assert set(VOXEL_KEYS) <= set(item) and torch.equal(item["image"], data[2]["image"])
+    assert item["voxels"].shape == (4, 8, 8, 8) and item["voxel_points"].shape == (300, 3)
+    grid = coloured_voxels(data.part_shape(2), 16)
+    index = ((item["voxel_points"] + 0.6) / (1.2 / 16) - 0.5).round().long()
+    assert torch.equal(item["voxel_occupancy"], grid.occupancy[tuple(index.T)])
+    assert torch.equal(item["voxel_albedo"], grid.albedo[tuple(index.T)])
+    again = WithColouredVoxels(data, 16, num_points=300, input_resolution=8)[2]
+    assert torch.equal(again["voxel_points"], item["voxel_points"])  # fixed for a seed
+    assert voxels.categories == data.categories
+    batch = torch.utils.data.default_collate([voxels[0], voxels[1]])
+    assert batch["voxels"].shape == (2, 4, 8, 8, 8)
+    with pytest.raises(TypeError, match="part_shape"):
+        WithColouredVoxels([item], 16)

@@ -19,7 +19,13 @@ from .procedural import (
 from .r2n2 import R2N2Dataset, r2n2_camera
 from .schema import ITEM_SCHEMA, ItemKey, check_batch, evaluation_indices, validate_item
 from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
-from .voxels import ColouredVoxels, coloured_voxels, voxel_centres
+from .voxels import (
+    VOXEL_KEYS,
+    ColouredVoxels,
+    WithColouredVoxels,
+    coloured_voxels,
+    voxel_centres,
+)
 
 __all__ = [
     "CAMERA_DISTANCE",
@@ -36,6 +42,8 @@ __all__ = [
     "PartShape",
     "ProceduralDataset",
     "ProceduralRender",
+    "VOXEL_KEYS",
+    "WithColouredVoxels",
     "R2N2Dataset",
     "camera_from_batch",
     "check_batch",

@@ -333,6 +333,17 @@ class ProceduralDataset(Dataset):
         """One item per shape (its first view), the items a model is evaluated on."""
         return list(range(0, len(self), 1 if self.multiview else self.views))
 
+    def part_shape(self, i: int) -> PartShape:
+        """The analytic shape of item ``i`` (its parts, SDF and part albedo), drawn again
+        from the dataset seed and shape index exactly as it was generated; e.g. for
+        :func:`~svrecon.data.coloured_voxels`."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        shape_i = i % len(self) if self.multiview else (i % len(self)) // self.views
+        entry = self.shapes[shape_i]
+        rng = np.random.default_rng([self.settings["seed"], entry["index"]])
+        return make_shape(entry["category"], rng)
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         shape_i, view = (i, None) if self.multiview else divmod(i, self.views)
         entry = self.shapes[shape_i]

@@ -9,7 +9,10 @@ import torch
 
 from .shapes import PartShape
 
-__all__ = ["ColouredVoxels", "coloured_voxels", "voxel_centres"]
+__all__ = ["VOXEL_KEYS", "ColouredVoxels", "WithColouredVoxels", "coloured_voxels", "voxel_centres"]
+
+#: The keys :class:`WithColouredVoxels` adds to an item.
+VOXEL_KEYS = ("voxels", "voxel_points", "voxel_occupancy", "voxel_albedo")
 
 
 def voxel_centres(
@@ -117,3 +120,71 @@ def coloured_voxels(
         part=part.view(r, r, r),
         bound=bound,
     )
+
+
+class WithColouredVoxels(torch.utils.data.Dataset):
+    """A dataset whose items also carry their shape's coloured voxels: MSU's stage 1
+    (decoder pretraining, Eq. 8) and the targets of stage 2 (the pretrained codes of
+    the voxels).
+
+    Added keys (:data:`VOXEL_KEYS`): ``voxels`` ``[4, Ri, Ri, Ri]`` (the encoder's
+    input, :meth:`ColouredVoxels.encoder_input`, at ``input_resolution``) and
+    ``voxel_points`` ``[K, 3]``, ``voxel_occupancy`` ``[K]``, ``voxel_albedo`` ``[K, 3]``
+    (point-value pairs at ``resolution``, :meth:`ColouredVoxels.point_samples`; fixed
+    per item for a ``seed``). For the coarse-to-fine schedule, wrap the dataset once
+    per resolution.
+
+    Args:
+        dataset: items with a ``part_shape(i)`` method giving the analytic shape (as
+            :class:`~svrecon.data.ProceduralDataset`).
+        resolution: the grid the point-value pairs are drawn from (16, 32, 64).
+        num_points: ``K`` (``None``: every voxel).
+        input_resolution: the encoder's grid (default ``resolution``).
+        inside_fraction: the share of occupied voxels among the ``K``.
+        bound: the cube's half side.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        resolution: int,
+        num_points: int | None = 4096,
+        input_resolution: int | None = None,
+        inside_fraction: float = 0.5,
+        bound: float = 0.6,
+        seed: int = 0,
+    ) -> None:
+        if not callable(getattr(dataset, "part_shape", None)):
+            raise TypeError(
+                f"dataset: expected items with a part_shape(i) method, got {type(dataset).__name__}"
+            )
+        self.dataset, self.resolution, self.num_points = dataset, resolution, num_points
+        self.input_resolution = input_resolution or resolution
+        self.inside_fraction, self.bound, self.seed = inside_fraction, bound, seed
+        self._cache: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name):  # categories, evaluation_indices, ... of the dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def voxels(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The added values of item ``i`` (computed once, then kept in memory)."""
+        if i not in self._cache:
+            shape = self.dataset.part_shape(i)
+            grid = coloured_voxels(shape, self.resolution, self.bound)
+            coarse = grid
+            if self.input_resolution != self.resolution:
+                coarse = coloured_voxels(shape, self.input_resolution, self.bound)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+            samples = grid.point_samples(self.num_points, self.inside_fraction, g)
+            self._cache[i] = (coarse.encoder_input(), *samples)
+        return self._cache[i]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = dict(self.dataset[i])
+        item.update(zip(VOXEL_KEYS, self.voxels(i), strict=True))
+        return item
