@@ -244,3 +244,16 @@ def test_dataset_reader_single_and_multiview(tmp_path):
         ProceduralDataset(tmp_path / "missing")
     with pytest.raises(ValueError, match="split"):
         ProceduralDataset(tmp_path, "val")
+
+
+def test_true_shading_times_albedo_is_the_stored_image(tiny_procedural):
+    from svrecon.data import ProceduralDataset, true_shading
+
+    data = ProceduralDataset(tiny_procedural, "train")
+    batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+    shading = true_shading(batch)
+    m = batch["mask"][:, None].expand_as(shading)
+    rendered = (batch["albedo"] * shading).clamp(0, 1)
+    # On the object the stored image is albedo * shading, quantised to 8 bits.
+    assert (rendered - batch["image"])[m].abs().max() <= 0.5 / 255 + 1e-5
+    assert (shading[~m] == 0).all() and (shading[m] > 0).float().mean() > 0.9

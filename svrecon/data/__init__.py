@@ -14,6 +14,7 @@ from .procedural import (
     random_lighting,
     render_shape,
     shape_samples,
+    true_shading,
     view_camera,
 )
 from .r2n2 import R2N2Dataset, r2n2_camera
@@ -58,6 +59,7 @@ __all__ = [
     "random_lighting",
     "render_shape",
     "shape_samples",
+    "true_shading",
     "validate_item",
     "view_camera",
     "voxel_centres",

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..cameras import PerspectiveCamera, look_at
+from ..checks import check_shape
 from ..mesh import extract_mesh, sample_surface
 from ..renderers import SphereTracer, sh_shading
 from ..renderers.shading import SH_CONSTANTS
@@ -39,6 +40,7 @@ __all__ = [
     "random_lighting",
     "render_shape",
     "shape_samples",
+    "true_shading",
     "view_camera",
 ]
 
@@ -217,6 +219,21 @@ def _shape_record(seed: int, index: int, category: str, views: int, image_size: 
     }
     record.update(shape_samples(shape, rng))
     return record
+
+
+def true_shading(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The generator's diffuse shading ``[B, 3, H, W]`` of a procedural batch: the
+    Lambertian SH shading of its world normals under its ``lighting``
+    (``image = albedo * shading`` on the object, before quantisation and clipping),
+    0 off the object; the ground truth an intrinsic decomposition is scored against.
+
+    Needs ``normals_world`` ``[B, 3, H, W]``, ``lighting`` ``[B, 27]`` and ``mask``
+    ``[B, H, W]``.
+    """
+    normals = batch["normals_world"].movedim(1, -1)
+    check_shape("normals_world", normals, ("B", "H", "W", 3))
+    shading = sh_shading(normals, batch["lighting"].to(normals.dtype)).movedim(-1, 1)
+    return torch.where(batch["mask"].bool()[:, None], shading, 0.0)
 
 
 def generate_procedural_dataset(
