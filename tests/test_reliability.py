@@ -243,3 +243,22 @@ def test_rays_below_float32_are_refused_by_name(dtype):
     with pytest.raises(ValueError, match="near: expected float32 or float64"):
         type(rays)(rays.origins, rays.directions, rays.pixels, near, rays.far,
                    rays.depth_per_distance)  # fmt: skip
+
+
+def test_cameras_refuse_negative_focals_and_half_precision_by_name():
+    from svrecon.cameras import PerspectiveCamera, ProjectionMatrixCamera
+
+    pose = torch.tensor([[[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 2.5]]])
+    f, c = torch.tensor([[8.0, 8.0]]), torch.tensor([[4.0, 4.0]])
+    with pytest.raises(ValueError, match="focal: expected positive focal lengths"):
+        PerspectiveCamera(f * torch.tensor([1.0, -1.0]), c, pose)  # mirrored rays before
+    for dtype in (torch.float16, torch.bfloat16):  # a raw "lu_cpu" error before
+        with pytest.raises(ValueError, match=f"pose: expected float32 or float64, got {dtype}"):
+            PerspectiveCamera(f, c, pose.to(dtype))
+        with pytest.raises(ValueError, match=f"P: expected float32 or float64, got {dtype}"):
+            ProjectionMatrixCamera(torch.eye(3, 4)[None].to(dtype))
+    # Integer cameras are promoted: the same rays as the float camera.
+    as_int = PerspectiveCamera(f.int(), c.int(), pose.round().int()).rays(4, 4)
+    as_float = PerspectiveCamera(f, c, pose.round()).rays(4, 4)
+    assert as_int.directions.is_floating_point()
+    torch.testing.assert_close(as_int.directions, as_float.directions)

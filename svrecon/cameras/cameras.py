@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from ..checks import batch_index, check_finite, check_rotation, check_shape, safe_eps
+from ..checks import as_float, batch_index, check_finite, check_rotation, check_shape, safe_eps
 from .rays import RayBundle, pixel_grid
 
 __all__ = [
@@ -37,6 +37,18 @@ def _z_nonzero(z: torch.Tensor) -> torch.Tensor:
     """Keep |z| >= eps, preserving its sign, so a projection never divides by zero."""
     eps = safe_eps(z.dtype)
     return torch.where(z >= 0, z.clamp_min(eps), z.clamp_max(-eps))
+
+
+def _camera_dtype(name: str, value: torch.Tensor) -> torch.Tensor:
+    """Integer camera tensors promoted to the default float dtype; float16 and bfloat16
+    refused by name (poses are checked and inverted in float32 at least, and rays need
+    float32, docs/reliability.md)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    value = as_float(name, value)
+    if value.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"{name}: expected float32 or float64, got {value.dtype}")
+    return value
 
 
 def _pair(name: str, value, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -149,6 +161,7 @@ class _PosedCamera(Camera):
     t: torch.Tensor
 
     def _set_pose(self, pose: torch.Tensor) -> int:
+        pose = _camera_dtype("pose", pose)
         dims = check_shape("pose", pose, ("B", 3, 4))
         check_finite("pose", pose)
         check_rotation("pose", pose[..., :3])
@@ -188,6 +201,11 @@ class _PinholeIntrinsics(_PosedCamera):
         check_finite("principal_point", principal_point)
         if (focal.abs() <= safe_eps(focal.dtype)).any():
             raise ValueError("focal: a camera has zero focal length (degenerate camera)")
+        if (focal < 0).any():
+            raise ValueError(
+                "focal: expected positive focal lengths (u grows right and v down, "
+                "docs/conventions.md; flip a mirrored image instead)"
+            )
         self.focal, self.principal_point = focal, principal_point
 
     def _check_pixels_depth(self, pixels: torch.Tensor, depth: torch.Tensor) -> None:
@@ -385,6 +403,7 @@ class ProjectionMatrixCamera(Camera):
     _fields = ("P",)
 
     def __init__(self, P: torch.Tensor) -> None:
+        P = _camera_dtype("P", P)
         check_shape("P", P, ("B", 3, 4))
         check_finite("P", P)
         M = P[:, :, :3]
