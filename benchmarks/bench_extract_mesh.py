@@ -1,5 +1,5 @@
-"""Mesh extraction at 128^3: hierarchical vs dense marching cubes on a learned field,
-and dense (and hierarchical) against a plain numpy grid + PyMCubes on a cheap analytic
+"""Mesh extraction at 128^3: hierarchical (and auto) vs dense marching cubes on a learned
+field, and dense (hierarchical, auto) against a plain numpy grid + PyMCubes on a cheap analytic
 field, all in the same run.
 
 The learned field is a small SDF MLP (so evaluation cost is realistic) fitted to
@@ -40,9 +40,10 @@ def main() -> None:
             field, args.resolution, (-1, 1), method=method, lipschitz=1.5, device=args.device
         )
 
-    dense, fast = run("dense"), run("hierarchical")
+    dense, fast, auto = run("dense"), run("hierarchical"), run("auto")
     t_dense = measure(lambda: run("dense"), args.device, repeats=3, warmup=1)
     t_fast = measure(lambda: run("hierarchical"), args.device, repeats=3, warmup=1)
+    t_auto = measure(lambda: run("auto"), args.device, repeats=3, warmup=1)
     print(header(args.device))
     print(f"{args.resolution}^3 cells, SDF MLP 4 x 128 (geometric init, sphere r = 0.5)")
     print(
@@ -53,6 +54,9 @@ def main() -> None:
     print(f"  dense       : {t_dense[0]:.3f} s (IQR {t_dense[1]:.3f})")
     print(f"  hierarchical: {t_fast[0]:.3f} s (IQR {t_fast[1]:.3f})")
     print(f"  speed-up    : {t_dense[0] / t_fast[0]:.2f}x")
+    print(f"  auto        : {t_auto[0]:.3f} s, {t_dense[0] / t_auto[0]:.2f}x faster than dense "
+          f"(ran {auto.metadata['extraction']}, same mesh: "
+          f"{len(auto.vertices) == len(dense.vertices)})")  # fmt: skip
 
     # A cheap field: the analytic sphere, against the grid + PyMCubes peer.
     import mcubes
@@ -74,6 +78,11 @@ def main() -> None:
     print(f"  grid + PyMCubes (peer): {t_peer[0]:.3f} s (IQR {t_peer[1]:.3f})")
     print(f"  dense        : {t_cheap[0]:.3f} s, {t_cheap[0] / t_peer[0]:.2f}x the peer")
     print(f"  hierarchical : {t_cheap_h[0]:.3f} s, {t_cheap_h[0] / t_cheap[0]:.2f}x dense")
+    cheap_auto = extract_mesh(sphere, res, method="auto", device=args.device)
+    t_cheap_a = measure(lambda: extract_mesh(sphere, res, method="auto",
+                                             device=args.device), args.device, 5, 1)  # fmt: skip
+    print(f"  auto         : {t_cheap_a[0]:.3f} s, {t_cheap_a[0] / t_cheap[0]:.2f}x dense "
+          f"(ran {cheap_auto.metadata['extraction']})")  # fmt: skip
 
 
 if __name__ == "__main__":

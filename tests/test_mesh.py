@@ -140,3 +140,27 @@ def test_export_round_trip(tmp_path, suffix):
     assert np.allclose(np.sort(loaded.vertices, axis=0), np.sort(mesh.vertices, axis=0), atol=1e-5)
     with pytest.raises(ValueError, match="obj"):
         export_mesh(mesh, tmp_path / "out.stl")
+
+
+def test_auto_extraction_gives_the_dense_mesh_whichever_search_it_picks():
+    torch.manual_seed(0)
+    net = SDFNetwork(latent_dim=0, hidden_dim=32, num_layers=3, skip_layers=(), sphere_radius=0.4)
+    for field in (field_from_function(lambda p: p.norm(dim=-1) - 0.45), lambda p: net(p)):
+        dense = extract_mesh(field, 32, method="dense", lipschitz=1.5)
+        auto = extract_mesh(field, 32, method="auto", coarse_resolution=8, lipschitz=1.5)
+        assert dense.metadata["extraction"] == "dense"
+        assert auto.metadata["extraction"] in ("hierarchical", "dense after hierarchical")
+        np.testing.assert_allclose(np.sort(auto.vertices, 0), np.sort(dense.vertices, 0))
+        assert len(auto.faces) == len(dense.faces)
+    hier = extract_mesh(field, 32, method="hierarchical", coarse_resolution=8, lipschitz=1.5)
+    assert hier.metadata["extraction"] == "hierarchical"
+    with pytest.raises(ValueError, match="'dense', 'hierarchical' or 'auto'"):
+        extract_mesh(field, 32, method="fast")
+
+
+def test_sparse_corner_points_reach_the_field_contiguous():
+    from svrecon.mesh.extract import _corner_points
+
+    index = np.argwhere(np.ones((3, 3, 3), dtype=bool))  # a transposed view
+    points = _corner_points(index, 2, np.full(3, -1.0), np.full(3, 1.0))
+    assert points.flags["C_CONTIGUOUS"] and torch.as_tensor(points).is_contiguous()
