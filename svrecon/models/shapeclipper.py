@@ -344,6 +344,7 @@ register_model(
             "code": {"normal_rank": "angle", "renormalize_normals": True},
         },
         protocol="shapeclipper",
+        checkpoint="shapeclipper_procedural.pt",
         summary="ShapeClipper (Huang et al. 2023): single-view SDF with no camera, volume "
         "rendering, normals, CLIP-neighbour shape consistency, camera priors",
     )
