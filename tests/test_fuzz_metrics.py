@@ -40,15 +40,13 @@ def scipy_nearest_mean(p, g):
 
 
 # name -> (metric on (pred, gt) returning [B], scipy on one item's float64 arrays,
-# whether pred and gt must have equal sizes, what an empty cloud gives: None for a
-# ValueError naming it, else the value)
+# whether pred and gt must have equal sizes)
 SPECS = {
-    "chamfer_distance": (lambda p, g: M.chamfer_distance(p, g).chamfer, scipy_chamfer,
-                         False, None),
-    "f_score": (lambda p, g: M.f_score(p, g, [0.5]).fscore[:, 0], scipy_fscore, False, None),
+    "chamfer_distance": (lambda p, g: M.chamfer_distance(p, g).chamfer, scipy_chamfer, False),
+    "f_score": (lambda p, g: M.f_score(p, g, [0.5]).fscore[:, 0], scipy_fscore, False),
     "nearest_neighbors": (lambda p, g: M.nearest_neighbors(p, g)[0].mean(-1),
-                          scipy_nearest_mean, False, "reference"),
-    "earth_movers_distance": (M.earth_movers_distance, scipy_emd, True, 0.0),
+                          scipy_nearest_mean, False),
+    "earth_movers_distance": (M.earth_movers_distance, scipy_emd, True),
 }  # fmt: skip
 ARGUMENTS = {"nearest_neighbors": ("query", "reference")}
 
@@ -72,7 +70,7 @@ sizes = dict(b=st.integers(1, 3), n=st.integers(1, 7), m=st.integers(1, 7), seed
 @settings(max_examples=10, deadline=None)
 @given(**sizes)
 def test_finite_clouds_match_scipy(name, b, n, m, seed):
-    metric, _, equal, _ = SPECS[name]
+    metric, _, equal = SPECS[name]
     pred, gt = clouds(b, n, n if equal else m, seed=seed)
     value = metric(pred, gt)
     assert value.shape == (b,) and torch.isfinite(value).all()
@@ -93,7 +91,7 @@ def test_differentiable_metrics_have_finite_gradients(name, b, n, m, seed):
 @settings(max_examples=10, deadline=None)
 @given(**sizes)
 def test_integer_clouds_are_promoted(name, b, n, m, seed):
-    metric, _, equal, _ = SPECS[name]
+    metric, _, equal = SPECS[name]
     gen = torch.Generator().manual_seed(seed)
     pred = torch.randint(-3, 4, (b, n, 3), generator=gen)
     gt = torch.randint(-3, 4, (b, n if equal else m, 3), generator=gen)
@@ -104,7 +102,7 @@ def test_integer_clouds_are_promoted(name, b, n, m, seed):
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_float16_works_to_its_precision(name):
-    metric, _, equal, _ = SPECS[name]
+    metric, _, equal = SPECS[name]
     pred, gt = clouds(2, 6, 6 if equal else 5, dtype=torch.float16)
     value = metric(pred, gt)
     assert value.dtype == (torch.float64 if name == "f_score" else torch.float16)  # a fraction
@@ -115,7 +113,7 @@ def test_float16_works_to_its_precision(name):
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 @pytest.mark.parametrize("where", ["pred", "gt"])
 def test_a_non_finite_point_makes_its_item_nan(name, bad, where):
-    metric, _, equal, _ = SPECS[name]
+    metric, _, equal = SPECS[name]
     pred, gt = clouds(2, 5, 5 if equal else 4)
     clean = metric(pred, gt)
     (pred if where == "pred" else gt)[0, 1, 2] = bad
