@@ -43,6 +43,12 @@ def bad_invocations(r):
         ["train", "--model", "disn", "--lr", "nan", "--data", data],
         ["train", "--model", "disn", "--preset", "huge", "--data", data],
         ["train", "--model", "disn", "--model-kwargs", "{bad json", "--data", data],
+        ["train", "--model", "msu", "--data", data],  # a staged model needs --stage
+        ["train", "--model", "msu", "--stage", "nope", "--data", data],
+        ["train", "--model", "disn", "--stage", "decoders", "--data", data],
+        ["train", "--model", "msu", "--stage", "decoders", "--stage-options", "{x", "--data", data],
+        ["train", "--model", "msu", "--stage", "decoders", "--stage-options", "[1]"],
+        ["train", "--model", "msu", "--stage", "finetune", "--init-from", "nope.pt"],
         ["train", "--model", "disn", "--model-kwargs", "[1, 2]", "--data", data],
         ["train", "--model", "disn", "--model-kwargs", '{"no_such_arg": 1}', "--data", data],
         ["train", "--model", "disn", "--data", str(r / "missing")],

@@ -106,3 +106,16 @@ def test_conv_encoder_reads_voxel_grids_of_any_size_item_by_item():
         encoder(torch.rand(2, 4, 16, 16))
     with pytest.raises(ValueError, match="spatial_dims"):
         ConvEncoder(4, spatial_dims=1)
+
+
+def test_resnet_feature_maps_feed_the_same_codes_as_forward():
+    from svrecon.encoders import ResNetEncoder
+
+    net = ResNetEncoder("resnet18", {"a": 3, "b": 5}, norm="group").eval()
+    images = torch.rand(2, 3, 64, 64)
+    maps, pooled = net.feature_maps(images)
+    assert [m.shape[1] for m in maps] == [64, 128, 256, 512]
+    assert [m.shape[-1] for m in maps] == [16, 8, 4, 2]
+    codes = net.codes(pooled)
+    for key, value in net(images).items():
+        torch.testing.assert_close(codes[key], value)

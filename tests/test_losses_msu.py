@@ -186,6 +186,25 @@ def test_feature_consistency_value_pairs_and_sign_invariance():
     ) == pytest.approx(0, abs=1e-10)
 
 
+def test_eigenvector_gradient_with_fewer_points_than_dimensions():
+    # q = 4 points in D = 9 dimensions: the covariance has five zero eigenvalues, where
+    # eigh's own backward gives 0 * inf = NaN; the gradient must stay exact
+    g = torch.Generator().manual_seed(5)
+    feats = torch.randn(2, 4, 9, generator=g, dtype=f64, requires_grad=True)
+    labels = torch.tensor([0, 0])
+
+    def top(x):
+        v, _ = largest_eigenvector(x)
+        return v * v[:, :1].sign()  # fix the arbitrary sign
+
+    assert gradcheck(top, (feats,))
+    assert gradcheck(lambda x: feature_consistency_loss(x, labels), (feats,))
+    valid = torch.tensor([[True, True, True, False], [True] * 4])
+    loss = feature_consistency_loss(feats, labels, valid)
+    loss.backward()
+    assert torch.isfinite(feats.grad).all() and (feats.grad[0, 3] == 0).all()
+
+
 def test_feature_consistency_gradient_and_degenerate_items():
     g = torch.Generator().manual_seed(2)
     feats = torch.randn(2, 8, 4, generator=g, dtype=f64, requires_grad=True)

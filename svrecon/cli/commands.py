@@ -74,6 +74,10 @@ def add_train(sub) -> None:
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                    help="the protocol of the periodic evaluation (default: procedural, or "
                    "procedural_view_centric for a model that estimates the viewpoint)")  # fmt: skip
+    p.add_argument("--stage", help="the stage to train, for a model trained in stages (MSU)")
+    p.add_argument("--stage-options", help="JSON options of the stage's data (MSU: "
+                   '\'{"resolution": 32}\')')  # fmt: skip
+    p.add_argument("--init-from", help="start from this checkpoint's weights (the previous stage)")
     p.add_argument("--resume", help="a checkpoint.pt of the same run")
     p.add_argument("--export", help="also write the weights alone here (as shipped)")
     p.set_defaults(run=run_train)
@@ -97,6 +101,18 @@ def run_train(args) -> None:
         spec.cls(**kwargs)  # a bad argument is the user's, reported before any work
     except TypeError as exc:
         raise UsageError(f"--model-kwargs: {exc}") from None
+    try:
+        spec.cls.check_stage(args.stage)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
+    try:
+        stage_options = json.loads(args.stage_options) if args.stage_options else None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--stage-options: not valid JSON ({exc})") from None
+    if stage_options is not None and not isinstance(stage_options, dict):
+        raise UsageError("--stage-options: expected a JSON object")
+    if args.init_from is not None and not Path(args.init_from).is_file():
+        raise UsageError(f"--init-from: {args.init_from} does not exist")
     dataset = ProceduralDataset(args.data, "train")
     if len(dataset) < args.batch_size:
         raise UsageError(f"--batch-size: {args.batch_size} exceeds the {len(dataset)} items")
@@ -106,6 +122,7 @@ def run_train(args) -> None:
         pretrain_iterations=args.pretrain_iterations, pretrain_lr=args.pretrain_lr,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         protocol=args.protocol or _procedural_protocol([spec.cls]),
+        stage=args.stage, stage_options=stage_options, init_from=args.init_from,
     )  # fmt: skip
     train(config, resume=args.resume, train_set=dataset)
     checkpoint = Path(args.out) / "checkpoint.pt"

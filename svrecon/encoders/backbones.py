@@ -84,12 +84,29 @@ class ResNetEncoder(nn.Module):
         self.backbone = net
         self.head = nn.Linear(512, sum(self.latent_dims.values()))
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def feature_maps(self, images: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``images`` ``[B, C, H, W]`` -> (the four residual stages' maps ``[B, 64 / 128 /
+        256 / 512, H / 4 ... H / 32, ...]``, pooled feature ``[B, 512]``), as
+        :meth:`ConvEncoder.feature_maps <svrecon.encoders.ConvEncoder.feature_maps>`."""
         check_shape("images", images, ("B", self.in_channels, "H", "W"))
-        out = self.head(self.backbone(images))
+        net = self.backbone
+        h = net.maxpool(net.relu(net.bn1(net.conv1(images))))
+        maps = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            h = layer(h)
+            maps.append(h)
+        return maps, torch.flatten(net.avgpool(h), 1)
+
+    def codes(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split the head's output on a pooled feature ``[B, 512]`` into the named codes."""
+        out = self.head(pooled)
         return dict(
             zip(self.latent_dims, out.split(list(self.latent_dims.values()), -1), strict=True)
         )
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_shape("images", images, ("B", self.in_channels, "H", "W"))
+        return self.codes(self.backbone(images))
 
 
 # (layer index after which the activation is taken, name, channels) in torchvision's vgg16.

@@ -1,5 +1,6 @@
 """The engine over the model registry: training (:func:`train`), checkpoints, the one
-evaluation path (:func:`evaluate_dataset`), the fitted-sphere baseline and the demo."""
+evaluation path (:func:`evaluate_dataset`), part segmentation
+(:func:`evaluate_part_segmentation`), the fitted-sphere baseline and the demo."""
 
 from .baselines import fit_sphere_baseline, sphere_mesh
 from .checkpoints import (
@@ -11,6 +12,7 @@ from .checkpoints import (
     shipped_checkpoint,
 )
 from .evaluation import EvaluationReport, Prediction, evaluate_dataset, evaluation_indices
+from .segmentation import SegmentationReport, evaluate_part_segmentation
 from .trainer import NonFiniteLossError, TrainConfig, train
 
 __all__ = [
@@ -18,8 +20,10 @@ __all__ = [
     "EvaluationReport",
     "NonFiniteLossError",
     "Prediction",
+    "SegmentationReport",
     "TrainConfig",
     "evaluate_dataset",
+    "evaluate_part_segmentation",
     "evaluation_indices",
     "export_weights",
     "fit_sphere_baseline",

@@ -60,6 +60,13 @@ class TrainConfig:
             (SDF-SRN's sphere fit), at learning rate ``pretrain_lr`` (default: ``lr``).
         eval_every, eval_items, protocol: periodic evaluation on the test set
             (``protocol=None``: the model's own).
+        stage, stage_options: for a model trained in stages
+            (:attr:`~svrecon.models.ReconstructionModel.stages`, e.g. MSU's), the one
+            this run trains and the options of its dataset
+            (:meth:`~svrecon.models.ReconstructionModel.stage_dataset`).
+        init_from: a checkpoint of the same model and settings (the previous stage's)
+            whose weights a new run starts from; its optimizer state is not read. A
+            resumed run reads its own checkpoint instead.
     """
 
     model: str = "sdf_srn"
@@ -78,9 +85,17 @@ class TrainConfig:
     eval_items: int = 12
     protocol: str | None = "procedural"
     log_every: int = 10
+    stage: str | None = None
+    stage_options: dict | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
-        get_model(self.model)  # an unknown name fails here, listing the known ones
+        spec = get_model(self.model)  # an unknown name fails here, listing the known ones
+        spec.cls.check_stage(self.stage)
+        if self.stage_options is not None and not isinstance(self.stage_options, dict):
+            raise ValueError(
+                f"stage_options: expected a dict, got {type(self.stage_options).__name__}"
+            )
         for name in ("iterations", "pretrain_iterations", "eval_every", "eval_items"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
@@ -92,7 +107,16 @@ class TrainConfig:
 
 
 # Settings that change the trajectory: resuming with another value is refused.
-_RESUME_KEYS = ("batch_size", "lr", "betas", "seed", "pretrain_iterations", "pretrain_lr")
+_RESUME_KEYS = (
+    "batch_size",
+    "lr",
+    "betas",
+    "seed",
+    "pretrain_iterations",
+    "pretrain_lr",
+    "stage",
+    "stage_options",
+)
 
 
 def _seed_everything(seed: int) -> None:
@@ -159,15 +183,19 @@ def _sync_gradients_of(params, world: int) -> None:
             p.grad /= world
 
 
-def _check_resume(state: dict, config: TrainConfig, model: ReconstructionModel, path) -> None:
-    saved = state.get("train_config")
+def _check_same_model(state: dict, config: TrainConfig, model, path, what: str) -> None:
     if state["model"] != config.model:
-        raise ValueError(f"resume: {path} holds a {state['model']} run, not {config.model}")
+        raise ValueError(f"{what}: {path} holds a {state['model']} run, not {config.model}")
     if to_builtin(model.config) != state["model_config"]:
         raise ValueError(
-            f"resume: {path} was saved with model settings {state['model_config']}, "
+            f"{what}: {path} was saved with model settings {state['model_config']}, "
             f"this run has {to_builtin(model.config)}"
         )
+
+
+def _check_resume(state: dict, config: TrainConfig, model: ReconstructionModel, path) -> None:
+    saved = state.get("train_config")
+    _check_same_model(state, config, model, path, "resume")
     if saved is not None:
         now = to_builtin(asdict(config))
         differ = [
@@ -292,6 +320,7 @@ def train(
     _seed_everything(config.seed)
     spec = get_model(config.model)
     model = build_model(config.model, config.model_kwargs).to(device)
+    model.set_stage(config.stage)
     if config.pretrain_iterations and not model.has_pretraining():
         raise ValueError(f"pretrain_iterations: {config.model} has no pretraining stage")
     if config.eval_every and model.estimates_viewpoint:
@@ -319,11 +348,16 @@ def train(
             opt.load_state_dict(state["optimizers"][name])
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
+    elif config.init_from is not None:
+        state = load_checkpoint(config.init_from)
+        _check_same_model(state, config, model, config.init_from, "init_from")
+        load_weights(model, state, config.init_from)
 
     if train_set is None:
         from ..data import ProceduralDataset
 
         train_set = ProceduralDataset(config.data_root, "train")
+    train_set = model.stage_dataset(train_set, **(config.stage_options or {}))
     adversarial = "discriminator" in optimizers
     wrapped: nn.Module = _LossModule(model)
     if world > 1 and not adversarial:  # the alternating steps average gradients by hand

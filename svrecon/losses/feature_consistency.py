@@ -73,7 +73,9 @@ def largest_eigenvector(
     ``None``). Returns ``(vectors [B, D], defined [B])``. The direction is undefined when
     the top eigenvalue is zero or repeated (relative gap below ``rel_gap``, e.g. fewer
     than two distinct points); such items get a zero vector, ``defined=False`` and no
-    gradient. The sign of an eigenvector is arbitrary.
+    gradient. The sign of an eigenvector is arbitrary. The gradient is the exact first
+    derivative (finite with fewer points than dimensions, where the covariance has
+    repeated zero eigenvalues); second derivatives are not provided.
     """
     dims = check_shape("features", features, ("B", "q", "D"))
     if valid is None:
@@ -84,16 +86,23 @@ def largest_eigenvector(
     centred = (features - (features * w).sum(1, keepdim=True) / count) * w
     cov = centred.transpose(1, 2) @ centred
     with torch.no_grad():
-        values = torch.linalg.eigvalsh(cov)
+        values, basis = torch.linalg.eigh(cov)
         top = values[:, -1]
         second = values[:, -2] if dims["D"] > 1 else torch.zeros_like(top)
         scale = values.abs().amax(-1)
         defined = (top > 0) & (top - second > rel_gap * scale)
-    # Degenerate items are swapped for a well-separated matrix before eigh, so its
-    # backward (which divides by eigenvalue gaps) never sees a repeated eigenvalue.
-    spread = torch.diag(torch.arange(1, dims["D"] + 1, dtype=cov.dtype, device=cov.device))
-    safe = torch.where(defined[:, None, None], cov, spread)
-    vectors = torch.linalg.eigh(safe).eigenvectors[..., -1]
+        vector = basis[..., -1]
+        # The first-order derivative of the top eigenvector, dv = sum_k v_k v_k^T dC v /
+        # (lambda_1 - lambda_k) over k != 1, needs only the gaps to the top eigenvalue,
+        # which `defined` bounds away from 0. torch's eigh backward divides by every
+        # pairwise gap, and the repeated zero eigenvalues of a rank-deficient covariance
+        # (fewer points than feature dimensions) would make it 0 * inf = NaN.
+        gaps = top[:, None] - values
+        inverse = torch.where(gaps > rel_gap * scale[:, None], 1.0 / gaps.clamp_min(1e-300), 0.0)
+        inverse[:, -1] = 0.0
+        pseudo = (basis * inverse[:, None, :]) @ basis.transpose(1, 2)
+    delta = (cov - cov.detach()) @ vector[..., None]
+    vectors = vector + (pseudo @ delta)[..., 0]  # the value of v, the gradient of dv
     return torch.where(defined[:, None], vectors, 0.0), defined
 
 

@@ -10,6 +10,7 @@ import pkgutil
 from .base import ReconstructionModel, batch_camera, image_encoder, rotate_mesh
 from .cat3d import CAT3D_WEIGHTS, Cat3D
 from .disn import DISN, DISN_WEIGHTS
+from .msu import MSU, MSU_WEIGHTS, MSURender
 from .registry import (
     MODELS,
     ModelSpec,
@@ -30,6 +31,9 @@ __all__ = [
     "DISN",
     "DISN_WEIGHTS",
     "MODELS",
+    "MSU",
+    "MSU_WEIGHTS",
+    "MSURender",
     "SDFSRN",
     "SDF_SRN_WEIGHTS",
     "SHAPECLIPPER_WEIGHTS",

@@ -78,6 +78,15 @@ class ReconstructionModel(nn.Module, ABC):
     #: Whether the model estimates the viewpoint (Cat3D): its fields live in a frame
     #: of its own, compared with the truth in view-centric frames.
     estimates_viewpoint: ClassVar[bool] = False
+    #: The named training stages of a model trained in several (MSU: ``decoders``,
+    #: ``image_encoder``, ``finetune``), in order; empty for a one-stage model. The
+    #: engine runs one stage per run (``TrainConfig.stage``), starting from the
+    #: previous stage's weights (``TrainConfig.init_from``); what a stage trains and
+    #: reads is the model's (:meth:`set_stage`, :meth:`stage_dataset`,
+    #: :meth:`optimizer_groups`, :meth:`compute_losses`).
+    stages: ClassVar[tuple[str, ...]] = ()
+    #: The stage being trained (``None`` for a one-stage model).
+    stage: str | None = None
 
     config: dict
     loss_weights: dict[str, float]
@@ -100,6 +109,35 @@ class ReconstructionModel(nn.Module, ABC):
         terms = self.compute_losses(batch)
         total = sum(self.loss_weights.get(k, 0.0) * v for k, v in terms.items())
         return {**terms, "total": total}
+
+    @classmethod
+    def check_stage(cls, stage: str | None) -> None:
+        """Refuse a ``stage`` the class does not train: a one-stage model takes
+        ``None``; a staged model one of :attr:`stages`."""
+        if not cls.stages:
+            if stage is not None:
+                raise ValueError(f"stage: {cls.__name__} trains in one stage, got {stage!r}")
+        elif stage not in cls.stages:
+            raise ValueError(
+                f"stage: {cls.__name__} trains in stages {list(cls.stages)}; name one, "
+                f"got {stage!r}"
+            )
+
+    def set_stage(self, stage: str | None) -> None:
+        """Train stage ``stage`` from now on (:meth:`check_stage`). The stage changes
+        what trains and which losses are computed, never what the model predicts."""
+        self.check_stage(stage)
+        self.stage = stage
+
+    def stage_dataset(self, dataset, **options):
+        """The dataset the current stage trains on, built from ``dataset`` (items of
+        ``docs/data.md``) with the stage's ``options`` (e.g. MSU's voxel resolution).
+        Default: ``dataset`` itself, and no options."""
+        if options:
+            raise ValueError(
+                f"stage_options: {type(self).__name__} takes none, got {sorted(options)}"
+            )
+        return dataset
 
     def pretraining_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The loss of the optional pretraining stage (e.g. SDF-SRN's sphere fit).

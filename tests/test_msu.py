@@ -1,0 +1,270 @@
+"""MSU assembled: registry, camera target, the three stages through the engine (each
+resumes bit-exact, each trains only its own parts), rendering against an analytic
+sphere, and part segmentation against the procedural parts."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from svrecon.cameras import ProjectionMatrixCamera
+from svrecon.data import ProceduralDataset, WithColouredVoxels
+from svrecon.data.procedural import view_camera
+from svrecon.engine import TrainConfig, evaluate_part_segmentation, load_checkpoint, train
+from svrecon.fields import FieldOutput
+from svrecon.models import MODELS, MSU, get_model
+from svrecon.models.msu import (
+    NMR_CAMERA_SPREAD,
+    NMR_FRONTAL_CAMERA,
+    ground_truth_projection,
+    projection_statistics,
+)
+from svrecon.renderers import sh_shading
+
+TINY = {
+    "encoder": "conv", "encoder_widths": (8, 16, 16), "voxel_widths": (8, 16),
+    "category_dim": 3, "shape_dim": 16, "albedo_dim": 8, "num_categories": 6,
+    "shape_hidden": (32, 16), "albedo_hidden": (16, 16), "num_branches": 4,
+    "num_samples": 12, "num_refine": 3, "render_size": 6, "bounding_radius": 0.6,
+    "boundary_resolution": 6, "boundary_points": 8,
+}  # fmt: skip
+
+
+def tiny(**overrides) -> MSU:
+    return MSU(**{**TINY, **overrides})
+
+
+def batch_of(dataset, n=4):
+    return torch.utils.data.default_collate([dataset[i] for i in range(n)])
+
+
+def test_registered_with_its_stages_protocol_and_presets():
+    spec = get_model("msu")
+    assert "msu" in MODELS and spec.cls is MSU and spec.protocol == "msu"
+    assert spec.surface_kind == "occupancy" and spec.surface_level == 0.5
+    assert MSU.stages == ("decoders", "image_encoder", "finetune")
+    cpu = spec.build("cpu")
+    assert sum(p.numel() for p in cpu.parameters()) * 4 < 20e6  # ships under 20 MB
+    paper = spec.build("paper")
+    assert paper.joint.occupancy.num_branches == 12
+    assert paper.config["shape_hidden"] == (3072, 384) and paper.config["search"] == "linear_binary"
+
+
+def test_ground_truth_projection_projects_as_the_perspective_camera():
+    cam = view_camera(torch.tensor([0.3, 2.0]), torch.tensor([0.2, -0.1]), 48)
+    P = ground_truth_projection({"intrinsics": cam.K, "pose": cam.pose,
+                                 "image": torch.zeros(2, 3, 48, 48)})  # fmt: skip
+    points = torch.randn(2, 20, 3) * 0.3
+    fractions = ProjectionMatrixCamera(P).project(points)
+    torch.testing.assert_close(fractions * 48, cam.project(points))
+    torch.testing.assert_close(P[:, 2, :3].norm(dim=-1), torch.ones(2))  # metric depth row
+
+
+def test_default_camera_prior_is_the_nmr_rig_frontal_camera_and_its_spread(tiny_procedural):
+    mean = torch.tensor(NMR_FRONTAL_CAMERA)
+    for size in (32, 64):  # image fractions: one prior for every size
+        cam = view_camera(torch.tensor([0.0]), torch.tensor([math.radians(20.0)]), size)
+        points = torch.randn(1, 50, 3) * 0.3
+        got = ProjectionMatrixCamera(mean[None]).project(points) * size
+        torch.testing.assert_close(got, cam.project(points), atol=2e-3 * size, rtol=0)
+    # the spread over the rig (uniform azimuth) on a freshly generated set of 6 cameras
+    _, std = projection_statistics(ProceduralDataset(tiny_procedural, "train"))
+    spread = torch.tensor(NMR_CAMERA_SPREAD)
+    assert ((std[:, :3] / spread[:, :3]).log().abs() < math.log(2.5)).all()
+    assert (std[:, 3] == 0.01).all()  # the fixed distance and centre are floored
+    model = tiny()
+    torch.testing.assert_close(model.camera_head.mean, mean)
+
+
+def test_stage_is_required_and_checked():
+    model = tiny()
+    with pytest.raises(ValueError, match="stages"):
+        model.losses({"image": torch.rand(1, 3, 8, 8), "mask": torch.ones(1, 8, 8, dtype=bool)})
+    with pytest.raises(ValueError, match="decoders"):
+        TrainConfig(model="msu", stage=None)
+    with pytest.raises(ValueError, match="one stage"):
+        TrainConfig(model="disn", stage="decoders")
+    model.set_stage("decoders")
+    with pytest.raises(ValueError, match="stage_options"):
+        model.stage_dataset([], colour=3)
+    model.set_stage("finetune")
+    with pytest.raises(ValueError, match="stage_options"):
+        model.stage_dataset([], resolution=16)
+
+
+@pytest.mark.parametrize("stage", MSU.stages)
+def test_each_stage_steps_only_its_parts_and_lowers_its_loss(tiny_procedural, stage):
+    model = tiny()
+    model.set_stage(stage)
+    data = model.stage_dataset(ProceduralDataset(tiny_procedural, "train"),
+                               **({} if stage == "finetune" else {"resolution": 8}))  # fmt: skip
+    batch = batch_of(data)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = model.optimizer_groups()["model"]["params"]
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    first = None
+    for _ in range(25):
+        losses = model.losses(batch)
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        first = float(losses["total"].detach()) if first is None else first
+        optimizer.zero_grad()
+        losses["total"].backward()
+        assert all(torch.isfinite(p.grad).all() for p in params if p.grad is not None)
+        optimizer.step()
+    assert float(model.losses(batch)["total"]) < 0.9 * first
+    trained = {id(p) for p in params}
+    for name, p in model.named_parameters():
+        if id(p) not in trained:
+            assert torch.equal(p.detach(), before[name]), f"{stage} changed {name}"
+    expected = {"decoders": {"occupancy", "albedo", "category"},
+                "image_encoder": {"image", "code_category", "code_shape", "code_albedo",
+                                  "camera", "lighting"},
+                "finetune": {"image", "silhouette", "feature_consistency",
+                             "albedo_constancy", "white_shading"}}[stage]  # fmt: skip
+    assert set(losses) - {"total"} == expected
+
+
+def test_without_a_category_code_has_no_category_terms(tiny_procedural):
+    model = tiny(category_dim=0)
+    assert model.classifier is None
+    model.set_stage("decoders")
+    data = model.stage_dataset(ProceduralDataset(tiny_procedural, "train"), resolution=8)
+    assert "category" not in model.losses(batch_of(data))
+
+
+def _config(root, out, stage, **kw):
+    return TrainConfig(model="msu", model_kwargs=TINY, data_root=str(root), out_dir=str(out),
+                       iterations=4, batch_size=2, lr=1e-3, checkpoint_every=2, protocol=None,
+                       stage=stage, **kw)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_stages_chain_through_the_engine_and_resume_bit_exact(tiny_procedural, tmp_path):
+    voxels = {"resolution": 8}
+    whole = _config(tiny_procedural, tmp_path / "s1", "decoders", stage_options=voxels)
+    train(whole, progress=False)
+    # the same run killed after step 2 and resumed
+    half = _config(tiny_procedural, tmp_path / "s1b", "decoders", stage_options=voxels)
+    train(dataclasses.replace(half, iterations=2), progress=False)
+    train(half, resume=tmp_path / "s1b" / "checkpoint.pt", progress=False)
+    a = load_checkpoint(tmp_path / "s1" / "checkpoint.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "s1b" / "checkpoint.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # stage 2 starts from stage 1's weights and leaves the decoders as they were
+    s2 = _config(tiny_procedural, tmp_path / "s2", "image_encoder", stage_options=voxels,
+                 init_from=str(tmp_path / "s1" / "checkpoint.pt"))  # fmt: skip
+    train(s2, progress=False)
+    c = load_checkpoint(tmp_path / "s2" / "checkpoint.pt")
+    assert c["train_config"]["stage"] == "image_encoder"
+    for k in a:
+        if k.startswith(("joint.", "voxel_encoder.")):
+            assert torch.equal(a[k], c["state_dict"][k]), k
+    assert not torch.equal(
+        a["camera_head.linear.weight"], c["state_dict"]["camera_head.linear.weight"]
+    )
+    # stage 3: only the image parts and the albedo decoder move
+    s3 = _config(tiny_procedural, tmp_path / "s3", "finetune",
+                 init_from=str(tmp_path / "s2" / "checkpoint.pt"))  # fmt: skip
+    train(s3, progress=False)
+    d = load_checkpoint(tmp_path / "s3" / "checkpoint.pt")["state_dict"]
+    assert all(torch.equal(c["state_dict"][k], d[k]) for k in d if k.startswith("joint.occupancy"))
+    assert any(not torch.equal(c["state_dict"][k], d[k]) for k in d if k.startswith("joint.albedo"))
+    # resuming as another stage, or starting from another model's weights, is refused
+    with pytest.raises(ValueError, match="stage"):
+        train(_config(tiny_procedural, tmp_path / "s3", "image_encoder", stage_options=voxels),
+              resume=tmp_path / "s3" / "checkpoint.pt", progress=False)  # fmt: skip
+    other = _config(tiny_procedural, tmp_path / "x", "finetune",
+                    init_from=str(tmp_path / "s3" / "checkpoint.pt"))  # fmt: skip
+    other.model_kwargs = {**TINY, "num_branches": 5}
+    with pytest.raises(ValueError, match="init_from"):
+        train(other, progress=False)
+
+
+def _sphere_codes(model, b, radius=0.3):
+    """Codes whose field (patched in) is an analytic occupancy sphere."""
+    cam = view_camera(torch.full((b,), 0.4), torch.full((b,), 0.3), 32)
+    P = ground_truth_projection({"intrinsics": cam.K, "pose": cam.pose,
+                                 "image": torch.zeros(b, 3, 32, 32)})  # fmt: skip
+    P = P * torch.tensor([32.0, 32.0, 1.0])[:, None]  # to pixels
+    lighting = torch.zeros(b, 27)
+    lighting[:, [0, 9, 18]] = 0.8
+    lighting[:, [2, 11, 20]] = 0.3  # band 1: shading varies with the normal
+    codes = {"shape": torch.zeros(b, 1), "albedo": torch.zeros(b, 1), "lighting": lighting,
+             "camera": ProjectionMatrixCamera(P)}  # fmt: skip
+
+    def field(points):
+        r = points.norm(dim=-1)
+        occupancy = torch.sigmoid((radius - r) * 60)
+        albedo = torch.tensor([0.8, 0.5, 0.2]).expand(*points.shape[:-1], 3)
+        return FieldOutput(occupancy=occupancy, albedo=albedo,
+                           branch_index=(points[..., 1] > 0).long())  # fmt: skip
+
+    model.field_of = lambda codes: field
+    return codes, cam, radius
+
+
+def test_render_of_an_analytic_sphere_matches_the_ray_sphere_intersection():
+    model = tiny(render_size=16, num_samples=64, num_refine=8).eval()
+    codes, cam, radius = _sphere_codes(model, 2)
+    with torch.no_grad():
+        render = model.render_codes(codes, (32, 32))
+    rays = cam.rays_at(render.pixels)
+    # analytic: |o + t d| = r
+    o, d = rays.origins, rays.directions
+    bq = (o * d).sum(-1)
+    disc = bq**2 - (o * o).sum(-1) + radius**2
+    inside = disc > 0
+    clear = disc.abs() > 0.01  # pixels grazing the rim may go either way
+    assert torch.equal(render.mask[clear], inside[clear]) and inside.sum() > 50
+    t = -bq - disc.clamp_min(0).sqrt()
+    normals = torch.nn.functional.normalize(o + t[..., None] * d, dim=-1)
+    hit = render.mask & clear
+    torch.testing.assert_close(render.normals[hit], normals[hit], atol=0.03, rtol=0)
+    shading = sh_shading(normals, codes["lighting"])
+    albedo = torch.tensor([0.8, 0.5, 0.2])
+    torch.testing.assert_close(render.rgb[hit], (albedo * shading)[hit], atol=0.02, rtol=0)
+    assert (render.rgb[~render.mask] == 1).all() and (render.branch[~render.mask] == -1).all()
+    assert render.image("rgb").shape == (2, 3, 16, 16) and render.image("mask").shape == (2, 16, 16)
+
+
+def test_model_render_and_segment_shapes(tiny_procedural):
+    model = tiny().eval()
+    images = batch_of(ProceduralDataset(tiny_procedural, "test"), 2)["image"]
+    render = model.render(images)
+    assert render.rgb.shape == (2, 36, 3) and render.occupancy.shape == (2, 36)
+    labels = model.segment(images, torch.rand(2, 10, 3) - 0.5)
+    assert labels.shape == (2, 10) and labels.min() >= 0 and labels.max() < 4
+    meshes = model.reconstruct(images, resolution=16)
+    assert len(meshes) == 2
+
+
+def test_part_segmentation_scores_truth_as_one_and_bands_by_the_parts(tiny_procedural):
+    data = ProceduralDataset(tiny_procedural, "test")
+
+    def truth(item, points, data=data):
+        i = next(j for j in range(len(data)) if torch.equal(data[j]["image"], item["image"]))
+        return (data.part_shape(i).part_index(points) + 3) % 32  # any relabelling of the parts
+
+    report = evaluate_part_segmentation(data, predict=truth, num_labels=32)
+    assert report.summary["iou"] == pytest.approx(1.0)
+    assert set(report.per_category) == set(data.categories)
+    assert all(0 <= r["height_bands"] <= 1 for r in report.rows)
+
+    # a single label scores 1 / parts at most on every item
+    def one_label(item, points):
+        return torch.zeros(len(points), dtype=torch.long)
+
+    one = evaluate_part_segmentation(data, predict=one_label, num_labels=1)
+    assert all(r["iou"] <= 1 / r["parts"] + 1e-9 for r in one.rows)
+    with pytest.raises(ValueError, match="exactly one"):
+        evaluate_part_segmentation(data)
+
+
+def test_voxel_wrapper_is_what_stage_one_reads(tiny_procedural):
+    model = tiny()
+    model.set_stage("decoders")
+    data = model.stage_dataset(ProceduralDataset(tiny_procedural, "train"), resolution=8,
+                               num_points=64)  # fmt: skip
+    assert isinstance(data, WithColouredVoxels) and data.resolution == 8
+    assert data[0]["voxel_points"].shape == (64, 3)
