@@ -1,0 +1,203 @@
+"""MSU on the procedural set: run the three training stages of one configuration and
+seed through the engine, then score the model on the held-out shapes: Chamfer under
+the ``msu`` protocol (canonical frame; the camera is the model's own estimate) beside
+the fitted sphere, PSNR of its render of the input, the intrinsic decomposition
+against the generator's albedo and shading, part segmentation against the height
+bands, and the render time per image.
+
+    python benchmarks/msu_results.py train --config full --seed 0
+    python benchmarks/msu_results.py table runs/msu_ablation      # mean +- std
+    python benchmarks/msu_results.py train --out runs/msu --export svrecon/checkpoints/msu_procedural.pt
+
+``--config`` (the paper's key ablations; same data, steps, batch and seeds):
+``full``; ``linear`` (linear search instead of linear-binary, in training and
+scoring); ``no_category`` (no category code: ``category_dim=0``); ``no_finetune``
+(stages 1-2 only, no image-only fine-tuning).
+
+Each stage is one engine run in ``<out>/<config>_seed<N>/<stage>`` starting from the
+previous stage's checkpoint; a stopped run resumes where it stopped (rerun the same
+command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+CONFIGS = {
+    "full": {},
+    "linear": {"search": "linear"},
+    "no_category": {"category_dim": 0},
+    "no_finetune": {},
+}
+#: (run name, stage, stage options, steps, learning rate) of the CPU schedule.
+SCHEDULE = (
+    ("decoders16", "decoders", {"resolution": 16}, 600, 1e-3),
+    ("decoders32", "decoders", {"resolution": 32}, 600, 5e-4),
+    ("image_encoder", "image_encoder", {"resolution": 16}, 600, 3e-4),
+    ("finetune", "finetune", {}, 400, 1e-4),
+)
+
+
+def run_stages(args, out: Path, kwargs: dict) -> Path:
+    """Run (or resume) every stage of the schedule; the last stage's checkpoint."""
+    from svrecon.engine import TrainConfig, load_checkpoint, train
+
+    previous = None
+    scale = args.steps_scale
+    for name, stage, options, steps, lr in SCHEDULE:
+        if stage == "finetune" and args.config == "no_finetune":
+            continue
+        steps = max(1, round(steps * scale))
+        run = out / name
+        checkpoint = run / "checkpoint.pt"
+        config = TrainConfig(
+            model="msu", model_kwargs=kwargs, data_root=args.data, out_dir=str(run),
+            iterations=steps, batch_size=args.batch_size, lr=lr, seed=args.seed,
+            checkpoint_every=100, protocol=None, stage=stage, stage_options=options,
+            init_from=None if previous is None else str(previous),
+        )  # fmt: skip
+        done = checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= steps
+        if not done:
+            started = time.time()
+            train(config, resume=checkpoint if checkpoint.exists() else None)
+            (run / "seconds.txt").write_text(f"{time.time() - started:.0f}\n")
+        previous = checkpoint
+    return previous
+
+
+@torch.no_grad()
+def intrinsic_scores(model, test_set) -> dict:
+    """PSNR of the render (whole image, white background) and scale-invariant MSE of
+    albedo and shading on the pixels inside both masks, means over the test views;
+    with the render time per image."""
+    from svrecon.data import true_shading
+    from svrecon.metrics import psnr, scale_invariant_mse
+
+    indices = test_set.evaluation_indices()
+    scores = {"psnr": [], "albedo_si_mse": [], "shading_si_mse": []}
+    seconds = 0.0
+    for start in range(0, len(indices), 16):
+        batch = torch.utils.data.default_collate(
+            [test_set[i] for i in indices[start : start + 16]]
+        )
+        size = batch["image"].shape[-1]
+        began = time.perf_counter()
+        render = model.render(batch["image"], size=size)
+        seconds += time.perf_counter() - began
+        mask = render.image("mask") & batch["mask"].bool()
+        scores["psnr"] += psnr(render.image("rgb"), batch["image"]).tolist()
+        albedo = scale_invariant_mse(render.image("albedo"), batch["albedo"], mask)
+        shading = scale_invariant_mse(render.image("shading"), true_shading(batch), mask)
+        scores["albedo_si_mse"] += [v for v in albedo.tolist() if math.isfinite(v)]
+        scores["shading_si_mse"] += [v for v in shading.tolist() if math.isfinite(v)]
+    out = {k: statistics.mean(v) if v else math.nan for k, v in scores.items()}
+    out["render_seconds_per_image"] = seconds / len(indices)
+    return out
+
+
+def score(model, data_root: str) -> dict:
+    from svrecon.data import ProceduralDataset
+    from svrecon.engine import evaluate_dataset, evaluate_part_segmentation
+
+    model.eval()
+    test_set = ProceduralDataset(data_root, "test")
+    report = evaluate_dataset(test_set, "msu", model=model, progress=True)
+    segmentation = evaluate_part_segmentation(test_set, model=model)
+    return {
+        **report.summary,
+        **intrinsic_scores(model, test_set),
+        "part_iou": segmentation.summary["iou"],
+        "height_bands_iou": segmentation.summary["height_bands"],
+        "part_iou_per_category": segmentation.per_category,
+    }
+
+
+def sphere_score(data_root: str, max_items: int | None) -> dict:
+    from svrecon.data import ProceduralDataset
+    from svrecon.engine import evaluate_dataset, fit_sphere_baseline, sphere_mesh
+
+    train_set = ProceduralDataset(data_root, "train")
+    test_set = ProceduralDataset(data_root, "test")
+    radius = fit_sphere_baseline(train_set, max_items=max_items)
+    summary = evaluate_dataset(test_set, "msu", mesh=sphere_mesh(radius)).summary
+    return {**summary, "radius": radius, "fitted_on": max_items or len(train_set)}
+
+
+def run_train(args) -> None:
+    from svrecon.engine import export_weights, load_model
+    from svrecon.models import get_model
+
+    kwargs = get_model("msu").preset("cpu", **CONFIGS[args.config])
+    out = Path(args.out or "runs/msu_ablation") / f"{args.config}_seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    last = run_stages(args, out, kwargs)
+    if args.export:
+        print(f"weights: {export_weights(last, args.export)}")
+    result = {"config": args.config, "seed": args.seed, "steps_scale": args.steps_scale,
+              "checkpoint": str(last), **score(load_model(last), args.data)}  # fmt: skip
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+def run_table(args) -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(Path(args.root).glob("*/result.json"))]
+    if not rows:
+        raise SystemExit(f"{args.root}: no */result.json")
+    cached = Path(args.root) / "sphere.json"
+    if not cached.exists():
+        cached.write_text(json.dumps(sphere_score(args.data, args.sphere_items), indent=1))
+    sphere = json.loads(cached.read_text())
+    keys = [("chamfer", 4), ("fscore@0.0001", 3), ("psnr", 2), ("albedo_si_mse", 4),
+            ("shading_si_mse", 4), ("part_iou", 3), ("render_seconds_per_image", 3)]  # fmt: skip
+    print("| configuration | seeds | " + " | ".join(k for k, _ in keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for name in CONFIGS:
+        mine = [r for r in rows if r["config"] == name]
+        if not mine:
+            continue
+        cells = []
+        for key, digits in keys:
+            values = [r[key] for r in mine]
+            spread = statistics.stdev(values) if len(values) > 1 else math.nan
+            cells.append(f"{statistics.mean(values):.{digits}f} +- {spread:.{digits}f}")
+        seeds = ",".join(str(r["seed"]) for r in mine)
+        print(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+    bands = statistics.mean(r["height_bands_iou"] for r in rows)
+    print(f"| fitted sphere (r {sphere['radius']:.2f}) | - | {sphere['chamfer']:.4f} | "
+          f"{sphere['fscore@0.0001']:.3f} | - | - | - | height bands {bands:.3f} | - |")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--config", choices=sorted(CONFIGS), default="full")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--steps-scale", type=float, default=1.0,
+                   help="multiply every stage's steps (a quick run: 0.1)")  # fmt: skip
+    t.add_argument("--data", default=".cache/procedural")
+    t.add_argument("--out", default=None, help="default: runs/msu_ablation")
+    t.add_argument("--export", help="also write the last stage's weights here (as shipped)")
+    t.set_defaults(run=run_train)
+    s = sub.add_parser("table")
+    s.add_argument("root")
+    s.add_argument("--data", default=".cache/procedural")
+    s.add_argument("--sphere-items", type=int, default=240,
+                   help="fit the sphere on the first N training views")  # fmt: skip
+    s.set_defaults(run=run_table)
+    args = parser.parse_args()
+    if args.run is run_train and not args.steps_scale > 0:
+        parser.error(f"--steps-scale: expected > 0, got {args.steps_scale}")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
