@@ -7,7 +7,8 @@ bands, and the render time per image.
 
     python benchmarks/msu_results.py train --config full --seed 0
     python benchmarks/msu_results.py table runs/msu_ablation      # mean +- std
-    python benchmarks/msu_results.py train --out runs/msu --export svrecon/checkpoints/msu_procedural.pt
+    python benchmarks/msu_results.py train --out runs/msu \
+        --export svrecon/checkpoints/msu_procedural.pt
 
 ``--config`` (the paper's key ablations; same data, steps, batch and seeds):
 ``full``; ``linear`` (linear search instead of linear-binary, in training and
@@ -171,7 +172,8 @@ def run_table(args) -> None:
         print(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
     bands = statistics.mean(r["height_bands_iou"] for r in rows)
     print(f"| fitted sphere (r {sphere['radius']:.2f}) | - | {sphere['chamfer']:.4f} | "
-          f"{sphere['fscore@0.0001']:.3f} | - | - | - | height bands {bands:.3f} | - |")  # fmt: skip
+          f"{sphere['fscore@0.0001']:.3f} | - | - | - | height bands {bands:.3f} "
+          "| - |")  # fmt: skip
 
 
 def main() -> None:

@@ -73,6 +73,36 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_finite_checkpoint(
     assert len(logged) == 2
 
 
+def test_a_nan_gradient_of_a_finite_loss_stops_training_before_the_step(
+    tmp_path, monkeypatch, tiny_procedural
+):
+    from svrecon.engine import NonFiniteLossError, TrainConfig, load_checkpoint, train
+    from svrecon.models import DISN
+
+    original, calls = DISN.compute_losses, []
+
+    def poisoned(self, batch):
+        terms = original(self, batch)
+        calls.append(1)
+        if len(calls) == 2:  # sqrt at 0: a finite loss (0) with a NaN gradient
+            terms["sdf"] = terms["sdf"] + (next(self.parameters()) * 0).sum().sqrt()
+        return terms
+
+    monkeypatch.setattr(DISN, "compute_losses", poisoned)
+    config = TrainConfig(
+        model="disn", data_root=str(tiny_procedural), out_dir=str(tmp_path / "run"),
+        iterations=4, batch_size=2, checkpoint_every=1, log_every=1,
+        model_kwargs=dict(encoder="conv", global_dim=8, point_dims=(8,), head_dims=(8,),
+                          num_points=64),
+    )  # fmt: skip
+    with pytest.raises(NonFiniteLossError, match=r"gradient: .* non-finite at step 2"):
+        train(config, progress=False)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["step"] == 1
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values()
+               if v.is_floating_point())  # fmt: skip
+
+
 def test_norms_keep_nan_and_empty_eikonal_is_zero():
     from svrecon.losses import eikonal_loss
     from svrecon.numerics import safe_norm

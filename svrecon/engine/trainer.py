@@ -13,9 +13,9 @@ Adam: a generator step on :meth:`~svrecon.models.ReconstructionModel.losses` wit
 discriminator frozen, then a discriminator step on
 :meth:`~svrecon.models.ReconstructionModel.discriminator_losses`.
 
-The loop never steps or saves on a non-finite loss: it raises
-:class:`NonFiniteLossError` naming the term and the step, and the checkpoint on disk
-stays the last finite one.
+The loop never steps or saves on a non-finite loss or gradient: it raises
+:class:`NonFiniteLossError` naming the term (or the parameters) and the step, and the
+checkpoint on disk stays the last finite one.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ __all__ = ["NonFiniteLossError", "TrainConfig", "train"]
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; nothing was stepped or saved for that step."""
+    """A loss term or a gradient became NaN or infinite; nothing was stepped or saved
+    for that step."""
 
 
 @dataclass
@@ -235,15 +236,34 @@ def _build_optimizers(groups: dict[str, dict], config: TrainConfig):
     return optimizers, clipping
 
 
-def _step(name, loss, optimizers, clipping, step: int, world: int) -> None:
+def _check_gradients(params, model: nn.Module | None, where: str) -> None:
+    """Refuse non-finite gradients (one host synchronisation for all of them), naming
+    the parameters: a finite loss can still have them (``sqrt`` at 0, a degenerate
+    eigenvector), and one step would poison every weight."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+        return
+    names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+    bad = [names.get(id(p), f"parameter {i}") for i, p in enumerate(params)
+           if p.grad is not None and not torch.isfinite(p.grad).all()]  # fmt: skip
+    raise NonFiniteLossError(
+        f"gradient: {', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''} became "
+        f"non-finite at {where} with a finite loss; nothing was stepped or saved for it "
+        "(the checkpoint on disk is the last finite one)"
+    )
+
+
+def _step(name, loss, optimizers, clipping, step: int, world: int, model=None) -> None:
     """Backward ``loss`` and step optimizer ``name`` (its gradients averaged over the
-    ranks by hand when there are several; clipped as its group says)."""
+    ranks by hand when there are several; clipped as its group says); non-finite
+    gradients raise :class:`NonFiniteLossError` before anything is stepped."""
     optimizer = optimizers[name]
     optimizer.zero_grad()
     loss.backward()
     params = [p for g in optimizer.param_groups for p in g["params"]]
     if world > 1 and "discriminator" in optimizers:
         _sync_gradients_of(params, world)
+    _check_gradients(params, model, f"step {step + 1}" + ("" if name == "model" else f" ({name})"))
     if name in clipping and step > clipping[name][1]:
         torch.nn.utils.clip_grad_norm_(params, clipping[name][0])
     optimizer.step()
@@ -259,7 +279,7 @@ def generator_step(model, wrapped, optimizers, clipping, batch, step: int, world
     try:
         losses = wrapped(batch)
         _check_finite(losses, f"step {step + 1}")
-        _step("model", losses["total"], optimizers, clipping, step, world)
+        _step("model", losses["total"], optimizers, clipping, step, world, model)
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -277,7 +297,7 @@ def discriminator_step(model, optimizers, clipping, batch, step: int, world: int
     try:
         losses = model.discriminator_losses(batch)
         _check_finite(losses, f"step {step + 1} (discriminator)")
-        _step("discriminator", losses["total"], optimizers, clipping, step, world)
+        _step("discriminator", losses["total"], optimizers, clipping, step, world, model)
     finally:
         for p, flag in zip(frozen, saved, strict=True):
             p.requires_grad_(flag)
@@ -375,6 +395,7 @@ def train(
             loss.backward()
             if world > 1:
                 _sync_gradients(model, world)
+            _check_gradients(list(model.parameters()), model, f"pretraining step {k + 1}")
             pre_opt.step()
 
     history = []
