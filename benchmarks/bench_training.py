@@ -1,5 +1,6 @@
 """Training throughput of every registered model: steps per second (forward, backward
-and an Adam step on a batch) and peak memory, for each preset, each in its own process.
+and an Adam step on a batch) and peak memory, for each preset (and each stage of a
+model trained in stages), each in its own process.
 
     python benchmarks/bench_training.py [--presets cpu paper] [--batch 4] [--steps 3]
 
@@ -21,12 +22,13 @@ import json, resource, sys, time
 import torch
 from svrecon.data import ProceduralDataset
 from svrecon.models import get_model
-name, preset, data, batch_size, steps, device = sys.argv[1:7]
+name, preset, data, batch_size, steps, device, stage = sys.argv[1:8]
 batch_size, steps = int(batch_size), int(steps)
 torch.manual_seed(0)
 model = get_model(name).build(preset).to(device)
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-ds = ProceduralDataset(data, "train")
+model.set_stage(stage or None)  # a staged model (MSU) is timed stage by stage
+optimizer = torch.optim.Adam(model.optimizer_groups()["model"]["params"], lr=1e-4)
+ds = model.stage_dataset(ProceduralDataset(data, "train"))
 batch = torch.utils.data.default_collate([ds[i] for i in range(batch_size)])
 batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 def step():
@@ -74,16 +76,18 @@ def main() -> None:
         for preset in args.presets:
             if preset not in MODELS[name].presets:
                 continue
-            cmd = [sys.executable, "-c", CHILD, name, preset, args.data, str(args.batch),
-                   str(args.steps), args.device]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            if done.returncode:
-                reason = done.stderr.strip().splitlines()[-1]
-                print(f"| {name} | {preset} | - | failed: {reason} | - |")
-                continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"| {name} | {preset} | {r['params'] / 1e6:.1f} M | {r['steps_per_s']:.2f} "
-                  f"| {r['peak_gb']:.2f} GB |")  # fmt: skip
+            for stage in MODELS[name].cls.stages or ("",):
+                label = f"{name} ({stage})" if stage else name
+                cmd = [sys.executable, "-c", CHILD, name, preset, args.data, str(args.batch),
+                       str(args.steps), args.device, stage]  # fmt: skip
+                done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+                if done.returncode:
+                    reason = done.stderr.strip().splitlines()[-1]
+                    print(f"| {label} | {preset} | - | failed: {reason} | - |")
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"| {label} | {preset} | {r['params'] / 1e6:.1f} M | "
+                      f"{r['steps_per_s']:.2f} | {r['peak_gb']:.2f} GB |")  # fmt: skip
 
 
 if __name__ == "__main__":

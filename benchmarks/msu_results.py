@@ -85,9 +85,7 @@ def intrinsic_scores(model, test_set) -> dict:
     scores = {"psnr": [], "albedo_si_mse": [], "shading_si_mse": []}
     seconds = 0.0
     for start in range(0, len(indices), 16):
-        batch = torch.utils.data.default_collate(
-            [test_set[i] for i in indices[start : start + 16]]
-        )
+        batch = torch.utils.data.default_collate([test_set[i] for i in indices[start : start + 16]])
         size = batch["image"].shape[-1]
         began = time.perf_counter()
         render = model.render(batch["image"], size=size)
