@@ -18,7 +18,7 @@ from svrecon.data import (
     validate_item,
 )
 
-from .helpers import projection_scores
+from .helpers import projection_scores, train_and_evaluate
 
 h5py = pytest.importorskip("h5py")
 SIZE, VIEWS = 64, 2
@@ -146,15 +146,6 @@ def test_malformed_files_give_clear_errors(disn_root, tmp_path):
 
 
 def test_disn_trains_and_evaluates_on_it(disn_root, tmp_path):
-    from svrecon.engine import TrainConfig, evaluate_dataset, load_model, train
-
-    data = dataset(disn_root, num_points=1000)
     kwargs = dict(encoder="conv", global_dim=16, point_dims=(16, 16), head_dims=(16,),
                   num_points=256)  # fmt: skip
-    config = TrainConfig(model="disn", model_kwargs=kwargs, out_dir=str(tmp_path),
-                         iterations=2, batch_size=2, checkpoint_every=2)  # fmt: skip
-    history = train(config, progress=False, train_set=data)
-    assert all(math.isfinite(h["total"]) for h in history)
-    report = evaluate_dataset(data, "disn", model=load_model(tmp_path / "checkpoint.pt"),
-                              max_items=2)  # fmt: skip
-    assert math.isfinite(report.summary["chamfer"])
+    train_and_evaluate(dataset(disn_root, num_points=1000), tmp_path, "disn", kwargs, "disn")

@@ -164,3 +164,54 @@ def test_sparse_corner_points_reach_the_field_contiguous():
     index = np.argwhere(np.ones((3, 3, 3), dtype=bool))  # a transposed view
     points = _corner_points(index, 2, np.full(3, -1.0), np.full(3, 1.0))
     assert points.flags["C_CONTIGUOUS"] and torch.as_tensor(points).is_contiguous()
+
+
+def _silhouette_cameras(dtype):
+    from svrecon.cameras import PerspectiveCamera
+
+    from .helpers import random_intrinsics, random_pose
+
+    _, _, K = random_intrinsics(3, seed=4, dtype=dtype, size=(40, 56))
+    return PerspectiveCamera.from_intrinsics(K, random_pose(3, seed=4, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mesh_silhouette_matches_ray_casting(dtype):
+    from svrecon.mesh import mesh_silhouette
+
+    from .helpers import ray_hits
+
+    mesh = trimesh.util.concatenate([trimesh.creation.icosphere(2, 0.6),
+                                     trimesh.creation.box((1.4, 0.2, 0.3))])  # fmt: skip
+    camera = _silhouette_cameras(dtype)
+    masks = mesh_silhouette(torch.as_tensor(mesh.vertices), torch.as_tensor(mesh.faces),
+                            camera, (40, 56))  # fmt: skip
+    assert masks.shape == (3, 40, 56) and masks.dtype == torch.bool
+    cols, rows = np.meshgrid(np.arange(56) + 0.5, np.arange(40) + 0.5)
+    pixels = np.stack([cols, rows, np.ones_like(cols)], -1).reshape(-1, 3)
+    for b in range(3):  # rays from K and the pose directly: d = R^T K^-1 (u, v, 1)
+        K, pose = camera.K[b].double().numpy(), camera.pose[b].double().numpy()
+        R, t = pose[:, :3], pose[:, 3]
+        dirs = np.linalg.solve(K, pixels.T).T @ R
+        truth = ray_hits(mesh, -R.T @ t, dirs).reshape(40, 56)
+        assert truth.sum() > 50
+        agree = (masks[b].numpy() == truth).mean()
+        assert agree > 0.998, agree
+
+
+def test_mesh_silhouette_rejects_bad_input():
+    from svrecon.mesh import mesh_silhouette
+
+    box = trimesh.creation.box((1, 1, 1))
+    v, f = torch.as_tensor(box.vertices), torch.as_tensor(box.faces)
+    camera = _silhouette_cameras(torch.float64)
+    with pytest.raises(ValueError, match="vertices"):
+        mesh_silhouette(v[:, :2], f, camera, (8, 8))
+    with pytest.raises(ValueError, match="faces: indices"):
+        mesh_silhouette(v, f + 100, camera, (8, 8))
+    with pytest.raises(ValueError, match="faces: expected integer"):
+        mesh_silhouette(v, f.double(), camera, (8, 8))
+    with pytest.raises(ValueError, match="behind the camera"):
+        mesh_silhouette(v * 10, f, camera, (8, 8))
+    empty = mesh_silhouette(v, f[:0], camera, (8, 8))
+    assert empty.shape == (3, 8, 8) and not empty.any()

@@ -17,7 +17,7 @@ from svrecon.data import (
     validate_item,
 )
 
-from .helpers import projection_scores
+from .helpers import projection_scores, train_and_evaluate
 
 SIZE, VIEWS = 64, 3
 
@@ -122,18 +122,4 @@ def test_malformed_files_give_clear_errors(r2n2_roots, tmp_path):
 
 
 def test_a_model_trains_and_evaluates_on_it(r2n2_roots, tmp_path):
-    from svrecon.engine import TrainConfig, evaluate_dataset, train
-
-    data = R2N2Dataset(*r2n2_roots, views=range(VIEWS), num_points=1000)
-    kwargs = dict(encoder="conv", latent_dim=16, trunk_dims=(16, 16), hidden_dims=(16,),
-                  num_rays=64, silhouette_samples=2, eikonal_points=64, bounding_radius=1.0,
-                  silhouette_depths=None, start_depth=None)  # fmt: skip
-    config = TrainConfig(model="sdf_srn", model_kwargs=kwargs, out_dir=str(tmp_path),
-                         iterations=2, batch_size=2, checkpoint_every=2)  # fmt: skip
-    history = train(config, progress=False, train_set=data)
-    assert all(math.isfinite(h["total"]) for h in history)
-    from svrecon.engine import load_model
-
-    report = evaluate_dataset(data, "procedural", model=load_model(tmp_path / "checkpoint.pt"),
-                              max_items=2)  # fmt: skip
-    assert math.isfinite(report.summary["chamfer"])
+    train_and_evaluate(R2N2Dataset(*r2n2_roots, views=range(VIEWS), num_points=1000), tmp_path)

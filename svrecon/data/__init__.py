@@ -1,8 +1,12 @@
-"""Datasets: the procedural part-based shapes rendered by svrecon itself."""
+"""Datasets: the procedural part-based shapes rendered by svrecon itself, and readers
+of the papers' datasets (NMR, 3D-R2N2, DISN, Pix3D, PASCAL3D+, image folders)."""
 
 from .disn_h5 import DISNDataset, pose_from_trans_mat
+from .image_folder import ImageFolderDataset
 from .nmr import NMR_CATEGORIES, NMRDataset
 from .normals import estimated_normals
+from .pascal3d import PASCAL3D_CATEGORIES, Pascal3DDataset, pascal3d_camera
+from .pix3d import PIX3D_CATEGORIES, Pix3DDataset, pix3d_camera
 from .procedural import (
     CAMERA_DISTANCE,
     ELEVATION_PRIORS,
@@ -18,7 +22,14 @@ from .procedural import (
     view_camera,
 )
 from .r2n2 import R2N2Dataset, r2n2_camera
-from .schema import ITEM_SCHEMA, ItemKey, check_batch, evaluation_indices, validate_item
+from .schema import (
+    ITEM_SCHEMA,
+    ItemKey,
+    check_batch,
+    evaluation_indices,
+    surface_points_of,
+    validate_item,
+)
 from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
 from .voxels import (
     VOXEL_KEYS,
@@ -36,11 +47,16 @@ __all__ = [
     "DISNDataset",
     "ELEVATION_PRIORS",
     "FOCAL_FRACTION",
+    "ImageFolderDataset",
     "ItemKey",
     "NMRDataset",
     "NMR_CATEGORIES",
+    "PASCAL3D_CATEGORIES",
+    "PIX3D_CATEGORIES",
     "Part",
     "PartShape",
+    "Pascal3DDataset",
+    "Pix3DDataset",
     "ProceduralDataset",
     "ProceduralRender",
     "VOXEL_KEYS",
@@ -53,12 +69,15 @@ __all__ = [
     "evaluation_indices",
     "generate_procedural_dataset",
     "make_shape",
+    "pascal3d_camera",
+    "pix3d_camera",
     "pose_from_trans_mat",
     "primitive_sdf",
     "r2n2_camera",
     "random_lighting",
     "render_shape",
     "shape_samples",
+    "surface_points_of",
     "true_shading",
     "validate_item",
     "view_camera",

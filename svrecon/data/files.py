@@ -9,7 +9,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["SHAPENET_SYNSETS", "ModelViewDataset", "read_png", "read_points"]
+__all__ = [
+    "SHAPENET_SYNSETS",
+    "ModelViewDataset",
+    "crop_intrinsics",
+    "crop_view",
+    "read_mesh",
+    "read_png",
+    "read_points",
+    "square_box",
+]
 
 #: Names of the 13 ShapeNet categories of the NMR, 3D-R2N2 and DISN data, by synset id.
 SHAPENET_SYNSETS = {
@@ -91,3 +100,73 @@ class ModelViewDataset(Dataset):
         model_i, view_i = divmod(i, len(self.views))
         label, name = self.models[model_i]
         return model_i, label, name, self.views[view_i]
+
+
+def square_box(box, margin: float) -> tuple[int, int, int]:
+    """The square crop ``(x0, y0, side)`` in whole pixels centred on ``box``
+    ``(x_min, y_min, x_max, y_max)`` (pixel-edge coordinates), its side ``margin``
+    times the box's longer side."""
+    x_min, y_min, x_max, y_max = (float(v) for v in box)
+    if not all(np.isfinite([x_min, y_min, x_max, y_max])) or x_max <= x_min or y_max <= y_min:
+        raise ValueError(f"box: expected a finite (x_min, y_min, x_max, y_max), got {box}")
+    side = max(1, round(max(x_max - x_min, y_max - y_min) * margin))
+    x0 = round((x_min + x_max) / 2 - side / 2)
+    y0 = round((y_min + y_max) / 2 - side / 2)
+    return x0, y0, side
+
+
+def crop_intrinsics(K: np.ndarray, crop: tuple[int, int, int], size: int) -> np.ndarray:
+    """``K`` moved with a square crop ``(x0, y0, side)`` resized to ``size``:
+    ``c' = (c - x0) * size / side``, ``f' = f * size / side`` (pixel edges map to
+    pixel edges)."""
+    x0, y0, side = crop
+    s = size / side
+    K2 = np.asarray(K, dtype=np.float64).copy()
+    K2[:2] *= s
+    K2[0, 2] -= x0 * s
+    K2[1, 2] -= y0 * s
+    return K2
+
+
+def crop_view(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    K: np.ndarray,
+    crop: tuple[int, int, int],
+    size: int,
+    mask_is_cropped: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crop ``rgb`` ``[H, W, 3]`` uint8 to the square ``crop = (x0, y0, side)`` (parts
+    outside the image are background) and resize it to ``size x size``; returns the
+    item's ``image`` (on white off the mask), ``mask`` and intrinsics
+    (:func:`crop_intrinsics`). ``mask`` is the photograph's ``[H, W]`` bool, cropped
+    the same way, or (``mask_is_cropped``) already the crop's ``[size, size]``."""
+    from PIL import Image
+
+    x0, y0, side = crop
+    box = (x0, y0, x0 + side, y0 + side)  # PIL pads outside the image with zeros
+    rgb_img = Image.fromarray(rgb).crop(box).resize((size, size), Image.BILINEAR)
+    if not mask_is_cropped:
+        mask_img = Image.fromarray(mask.astype(np.uint8) * 255).crop(box)
+        mask = np.asarray(mask_img.resize((size, size), Image.BILINEAR)) > 127
+    m = torch.from_numpy(np.ascontiguousarray(mask))
+    image = torch.from_numpy(np.asarray(rgb_img, dtype=np.float32) / 255).permute(2, 0, 1)
+    K2 = crop_intrinsics(K, crop, size)
+    return torch.where(m[None], image, 1.0), m, torch.from_numpy(K2).float()
+
+
+def read_mesh(path: Path, what: str):
+    """A mesh file (OBJ, OFF, PLY, GLB: what trimesh reads) as one ``trimesh.Trimesh``."""
+    import trimesh
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: missing model {path}")
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for a broken file
+        raise ValueError(f"{what}: cannot read the mesh {path} ({exc})") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0 or mesh.area <= 0:
+        raise ValueError(f"{what}: {path} has no triangles")
+    if not np.isfinite(mesh.vertices).all():
+        raise ValueError(f"{what}: {path} has NaN or infinite vertices")
+    return mesh

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ITEM_SCHEMA", "ItemKey", "check_batch", "evaluation_indices", "validate_item"]
+__all__ = [
+    "ITEM_SCHEMA",
+    "ItemKey",
+    "check_batch",
+    "evaluation_indices",
+    "surface_points_of",
+    "validate_item",
+]
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,9 @@ ITEM_SCHEMA: dict[str, ItemKey] = {
     "intrinsics": ItemKey((3, 3), "float", True, "K in pixels, pixel centres at +0.5"),
     "pose": ItemKey((3, 4), "float", True, "world-to-camera [R | t], OpenCV frame"),
     "label": ItemKey((), "int", True, "category index into dataset.categories"),
-    "surface_points": ItemKey(("Ns", 3), "float", True, "ground-truth surface, world units"),
+    "surface_points": ItemKey(
+        ("Ns", 3), "float", False, "ground-truth surface, world units (needed to evaluate)"
+    ),
     "surface_normals": ItemKey(("Ns", 3), "float", False, "unit outward normals"),
     "sdf_points": ItemKey(("Nd", 3), "float", False, "SDF sample positions"),
     "sdf_values": ItemKey(("Nd",), "float", False, "signed distance, negative inside"),
@@ -99,6 +108,18 @@ def evaluation_indices(dataset, max_items: int | None = None) -> list[int]:
     if not indices:
         raise ValueError("dataset: has no items to evaluate")
     return indices
+
+
+def surface_points_of(item: dict) -> torch.Tensor:
+    """The item's ground-truth ``surface_points`` ``[Ns, 3]``; ``ValueError`` for an item
+    without them (an image collection trains but cannot be scored)."""
+    points = item.get("surface_points")
+    if points is None:
+        raise ValueError(
+            "dataset: its items have no 'surface_points' (ground truth), so it cannot be "
+            "evaluated or fit a baseline; it can only train"
+        )
+    return points
 
 
 def check_batch(batch: dict) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from ..data import evaluation_indices
+from ..data import evaluation_indices, surface_points_of
 
 __all__ = ["fit_sphere_baseline", "sphere_mesh"]
 
@@ -26,7 +26,7 @@ def fit_sphere_baseline(train, radii=None, max_items: int | None = None) -> floa
     totals = np.zeros(len(radii))
     candidates = radii[:, None, None] * directions[None]  # [R, V, 3], every radius at once
     for i in evaluation_indices(train, max_items):
-        cloud = train[i]["surface_points"].double().numpy()
+        cloud = surface_points_of(train[i]).double().numpy()
         norms = np.linalg.norm(cloud, axis=1)
         nearest = cKDTree(cloud).query(candidates.reshape(-1, 3), workers=-1)[0]
         accuracy = nearest.reshape(len(radii), -1).mean(axis=1)

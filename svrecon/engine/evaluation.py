@@ -15,7 +15,7 @@ import torch
 import trimesh
 from tqdm.auto import tqdm
 
-from ..data.schema import evaluation_indices
+from ..data.schema import evaluation_indices, surface_points_of
 from ..metrics import PROTOCOLS, EvaluationProtocol, average_results, evaluate
 from ..models import ReconstructionModel, batch_camera
 
@@ -144,7 +144,7 @@ def evaluate_dataset(
                 gt_rotation = item["pose"][:3, :3].double()
                 rotation = prediction.rotation if prediction.rotation is not None else gt_rotation
                 scores = evaluate(
-                    prediction.shape, item["surface_points"].double().cpu(), p,
+                    prediction.shape, surface_points_of(item).double().cpu(), p,
                     pred_rotation=rotation.double().cpu(), gt_rotation=gt_rotation.cpu(),
                     level=prediction.level, seed=seed,
                 )  # fmt: skip

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..data.schema import surface_points_of
 from ..metrics.segmentation import height_band_labels, part_iou, segmentation_confusion
 from .evaluation import evaluation_indices
 
@@ -62,7 +63,7 @@ def evaluate_part_segmentation(
     indices = evaluation_indices(dataset, max_items)
     for i in tqdm(indices, desc="segmentation", disable=not progress):
         item = dataset[i]
-        points = item["surface_points"][:num_points]
+        points = surface_points_of(item)[:num_points]
         shape = dataset.part_shape(i)
         truth = shape.part_index(points)
         num_parts = len(shape.parts)
