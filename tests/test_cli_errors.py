@@ -35,6 +35,11 @@ def bad_invocations(r):
         ["data", "--size", "2"],
         ["data", "--seed", "-3"],
         ["data", "--size", "abc"],
+        ["data", "--meshes", str(r / "no_such_folder")],
+        ["data", "--meshes", str(r)],  # a folder without meshes
+        ["data", "--furniture", str(r)],  # no index.csv
+        ["data", "--meshes", str(r), "--furniture", str(r)],
+        ["data", "--meshes", str(r), "--convention", "blender"],
         ["train"],
         ["train", "--model", "nope"],
         ["train", "--model", "disn", "--batch-size", "0", "--data", data],

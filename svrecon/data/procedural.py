@@ -37,6 +37,7 @@ __all__ = [
     "ProceduralRender",
     "camera_from_batch",
     "generate_procedural_dataset",
+    "near_and_uniform",
     "random_lighting",
     "render_shape",
     "shape_samples",
@@ -142,6 +143,16 @@ def render_shape(
     )
 
 
+def near_and_uniform(
+    surface: np.ndarray, rng: np.random.Generator, n: int, near_sigma: float = 0.02
+) -> np.ndarray:
+    """``n`` sample positions ``[n, 3]``: half surface points (drawn with replacement
+    from ``surface`` ``[Ns, 3]``) offset by ``N(0, near_sigma)``, half uniform in the
+    ``[-0.6, 0.6]^3`` box (DISN's and the procedural set's mixture)."""
+    near = surface[rng.integers(0, len(surface), n // 2)] + rng.normal(0, near_sigma, (n // 2, 3))
+    return np.concatenate([near, rng.uniform(-0.6, 0.6, (n - n // 2, 3))])
+
+
 def shape_samples(
     shape: PartShape,
     rng: np.random.Generator,
@@ -171,13 +182,8 @@ def shape_samples(
     if not (torch.isfinite(points).all() and (normals.norm(dim=-1) > 0.5).all()):
         raise RuntimeError("shape_samples: the SDF has a zero gradient on its surface")
 
-    def mixed(n: int) -> torch.Tensor:
-        near = points[torch.from_numpy(rng.integers(0, num_surface, n // 2))]
-        near = near + torch.from_numpy(rng.normal(0, near_sigma, (n // 2, 3)))
-        box = torch.from_numpy(rng.uniform(-0.6, 0.6, (n - n // 2, 3)))
-        return torch.cat([near, box])
-
-    sdf_points, occ_points = mixed(num_sdf), mixed(num_occupancy)
+    sdf_points, occ_points = (torch.from_numpy(near_and_uniform(points.numpy(), rng, n, near_sigma))
+                              for n in (num_sdf, num_occupancy))  # fmt: skip
     with torch.no_grad():
         sdf_values = shape.sdf(sdf_points)
         occupancy = shape.sdf(occ_points) < 0
@@ -343,7 +349,10 @@ class ProceduralDataset(Dataset):
 
     @property
     def categories(self) -> list[str]:
-        """Category names; an item's ``label`` indexes this list."""
+        """Category names; an item's ``label`` indexes this list (a mesh collection's
+        own, :mod:`~svrecon.data.mesh_collection`)."""
+        if self.settings.get("kind") == "meshes":
+            return list(self.settings["categories"])
         return list(CATEGORIES)
 
     def evaluation_indices(self) -> list[int]:
@@ -356,6 +365,8 @@ class ProceduralDataset(Dataset):
         :func:`~svrecon.data.coloured_voxels`."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
+        if self.settings.get("kind") == "meshes":
+            raise ValueError("dataset: a mesh collection has no analytic part shapes")
         shape_i = i % len(self) if self.multiview else (i % len(self)) // self.views
         entry = self.shapes[shape_i]
         rng = np.random.default_rng([self.settings["seed"], entry["index"]])
