@@ -190,3 +190,18 @@ def test_clear_errors(tmp_path):
                               convention="blender")  # fmt: skip
     with pytest.raises(ValueError, match="splits"):
         generate_mesh_dataset([(tmp_path / "broken.obj", "a", "val")], tmp_path / "o")
+
+
+def test_the_command_line_writes_a_collection(tmp_path, capsys):
+    from svrecon.cli import main
+
+    folder = tmp_path / "meshes"
+    (folder / "box").mkdir(parents=True)
+    trimesh.creation.box((0.4, 0.6, 0.5)).export(folder / "box" / "a.obj")
+    trimesh.creation.icosphere(1).export(folder / "box" / "b.ply")
+    args = ["data", "--meshes", str(folder), "--root", str(tmp_path / "out"), "--size", "16",
+            "--workers", "1", "--train-views", "1", "--test-views", "1"]  # fmt: skip
+    assert main(args) in (None, 0)
+    assert "2 shapes" in capsys.readouterr().out
+    ds = ProceduralDataset(tmp_path / "out", "train")
+    assert ds.categories == ["box"] and len(ds) == 2  # two meshes, test_every 5: both train
