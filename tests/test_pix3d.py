@@ -131,6 +131,11 @@ def test_malformed_files_give_clear_errors(pix3d_root, tmp_path):
     (broken / "pix3d.json").write_text(json.dumps(entries))
     with pytest.raises(ValueError, match="not a rotation"):
         Pix3DDataset(broken, num_points=10)[1]
+    entries[1]["rot_mat"] = np.eye(3).tolist()
+    entries[1]["bbox"] = [10, 10, 5, 20]
+    (broken / "pix3d.json").write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match="0002.jpg: bbox"):
+        Pix3DDataset(broken, num_points=10)[1]
     (broken / "pix3d.json").write_text("{not json")
     with pytest.raises(ValueError, match="not JSON"):
         Pix3DDataset(broken)

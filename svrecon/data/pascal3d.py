@@ -238,7 +238,10 @@ class Pascal3DDataset(Dataset):
         if cad_index < 1:
             raise ValueError(f"PASCAL3D+: {path} object {k + 1}: no cad_index")
         mesh = self._cad(category, cad_index)
-        crop = square_box(box, self.margin)
+        try:
+            crop = square_box(box, self.margin)
+        except ValueError as exc:
+            raise ValueError(f"PASCAL3D+: {path} object {k + 1}: {exc}") from None
         if self.mask_root is not None:
             instances = read_png(self.mask_root / folder / f"{name}.png", "PASCAL3D+")
             if instances.shape[:2] != (h, w):

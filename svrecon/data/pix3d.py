@@ -182,7 +182,11 @@ class Pix3DDataset(Dataset):
             K, pose = pix3d_camera(e["rot_mat"], e["trans_mat"], e["focal_length"], (w, h))
         except ValueError as exc:
             raise ValueError(f"Pix3D: {e['img']}: {exc}") from None
-        image, m, K2 = crop_view(rgb, mask, K, square_box(e["bbox"], self.margin), self.size)
+        try:
+            crop = square_box(e["bbox"], self.margin)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Pix3D: {e['img']}: bbox: {exc}") from None
+        image, m, K2 = crop_view(rgb, mask, K, crop, self.size)
         return {
             "image": image,
             "mask": m,
