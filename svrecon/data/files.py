@@ -14,9 +14,11 @@ __all__ = [
     "ModelViewDataset",
     "crop_intrinsics",
     "crop_view",
+    "read_channel",
     "read_mesh",
     "read_png",
     "read_points",
+    "rgb_of",
     "square_box",
 ]
 
@@ -37,6 +39,18 @@ def read_png(path: Path, what: str) -> np.ndarray:
         raise FileNotFoundError(f"{what}: missing image {path}")
     with Image.open(path) as image:
         return np.asarray(image.convert("RGBA") if image.mode != "L" else image)
+
+
+def read_channel(path: Path, what: str) -> np.ndarray:
+    """An image file's first (or only) channel ``[H, W]`` uint8: a mask (``> 127`` is
+    the object) or an instance map."""
+    pixels = read_png(path, what)
+    return pixels if pixels.ndim == 2 else pixels[..., 0]
+
+
+def rgb_of(pixels: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` uint8 of :func:`read_png`'s greyscale ``[H, W]`` or RGBA ``[H, W, 4]``."""
+    return pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
 
 
 def read_points(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .files import crop_view, read_png, square_box
+from .files import crop_view, read_channel, read_png, rgb_of, square_box
 from .procedural import CAMERA_DISTANCE, FOCAL_FRACTION
 
 __all__ = ["ImageFolderDataset"]
@@ -104,15 +104,14 @@ class ImageFolderDataset(Dataset):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         label, image_path, mask_path = self.items[i]
         pixels = read_png(image_path, "image folder")
-        rgb = pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+        rgb = rgb_of(pixels)
         if mask_path is None:
             if pixels.ndim != 3 or (pixels[..., 3] == 255).all():
                 raise ValueError(f"image folder: {image_path} has no alpha channel (mask); "
                                  f"put masks in {image_path.parent}/masks")  # fmt: skip
             mask = pixels[..., 3] > 127
         else:
-            mask_png = read_png(mask_path, "image folder")
-            mask = (mask_png if mask_png.ndim == 2 else mask_png[..., 0]) > 127
+            mask = read_channel(mask_path, "image folder") > 127
             if mask.shape != rgb.shape[:2]:
                 raise ValueError(f"image folder: {mask_path} is {mask.shape[::-1]}, its image "
                                  f"{rgb.shape[1::-1]}")  # fmt: skip

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import SHAPENET_SYNSETS, ModelViewDataset, read_png, read_points
+from .files import SHAPENET_SYNSETS, ModelViewDataset, read_channel, read_png, read_points
 
 __all__ = ["NMR_CATEGORIES", "NMRDataset"]
 
@@ -79,8 +79,7 @@ class NMRDataset(ModelViewDataset):
         model_i, label, name, view = self._locate(i)
         folder = self.root / self.synsets[label] / name
         rgba = read_png(folder / "image" / f"{view:04d}.png", "NMR")
-        mask_png = read_png(folder / "mask" / f"{view:04d}.png", "NMR")
-        mask = (mask_png if mask_png.ndim == 2 else mask_png[..., 0]) > 127
+        mask = read_channel(folder / "mask" / f"{view:04d}.png", "NMR") > 127
         if mask.shape != rgba.shape[:2]:
             raise ValueError(
                 f"NMR: {folder} view {view}: mask {mask.shape} and image {rgba.shape[:2]} differ"

@@ -49,7 +49,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .files import crop_intrinsics, crop_view, read_mesh, read_png, square_box
+from .files import (
+    crop_intrinsics,
+    crop_view,
+    read_channel,
+    read_mesh,
+    read_png,
+    rgb_of,
+    square_box,
+)
 
 __all__ = ["PASCAL3D_CATEGORIES", "Pascal3DDataset", "pascal3d_camera"]
 
@@ -203,7 +211,12 @@ class Pascal3DDataset(Dataset):
 
     @lru_cache(maxsize=32)  # noqa: B019 - the dataset lives as long as its cache
     def _cad(self, category: str, index: int):
-        return read_mesh(self.root / "CAD" / category / f"{index:02d}.off", "PASCAL3D+")
+        """The CAD model and its ``num_points`` surface samples (the same for every
+        object that uses it)."""
+        from ..mesh import sample_surface
+
+        mesh = read_mesh(self.root / "CAD" / category / f"{index:02d}.off", "PASCAL3D+")
+        return mesh, sample_surface(mesh, self.num_points, seed=index)[0]
 
     def _image(self, folder: str, name: str) -> np.ndarray:
         for ext in (".JPEG", ".jpg", ".jpeg", ".png"):
@@ -214,7 +227,7 @@ class Pascal3DDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         from ..cameras import PerspectiveCamera
-        from ..mesh import mesh_silhouette, sample_surface
+        from ..mesh import mesh_silhouette
 
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
@@ -233,27 +246,26 @@ class Pascal3DDataset(Dataset):
             raise ValueError(f"PASCAL3D+: {path} object {k + 1}: bbox is not [x1 y1 x2 y2]")
         box = box - np.array([1.0, 1.0, 0.0, 0.0])  # MATLAB's inclusive 1-based -> edges
         pixels = self._image(folder, name)
-        rgb = pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+        rgb = rgb_of(pixels)
         h, w = rgb.shape[:2]
         if cad_index < 1:
             raise ValueError(f"PASCAL3D+: {path} object {k + 1}: no cad_index")
-        mesh = self._cad(category, cad_index)
+        mesh, points = self._cad(category, cad_index)
         try:
             crop = square_box(box, self.margin)
         except ValueError as exc:
             raise ValueError(f"PASCAL3D+: {path} object {k + 1}: {exc}") from None
         if self.mask_root is not None:
-            instances = read_png(self.mask_root / folder / f"{name}.png", "PASCAL3D+")
-            if instances.shape[:2] != (h, w):
+            instances = read_channel(self.mask_root / folder / f"{name}.png", "PASCAL3D+")
+            if instances.shape != (h, w):
                 raise ValueError(f"PASCAL3D+: mask {folder}/{name}.png is not {w} x {h}")
-            mask = (instances if instances.ndim == 2 else instances[..., 0]) == k + 1
+            mask = instances == k + 1
         else:  # rendered straight into the crop: cheaper than the whole photograph
             K_crop = torch.from_numpy(crop_intrinsics(K, crop, self.size))
             camera = PerspectiveCamera.from_intrinsics(K_crop[None], torch.from_numpy(pose)[None])
             mask = mesh_silhouette(torch.from_numpy(mesh.vertices), torch.from_numpy(mesh.faces),
                                    camera, (self.size, self.size))[0].numpy()  # fmt: skip
         image, m, K2 = crop_view(rgb, mask, K, crop, self.size, self.mask_root is None)
-        points = sample_surface(mesh, self.num_points, seed=cad_index)[0]
         return {
             "image": image,
             "mask": m,

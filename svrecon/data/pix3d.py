@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .files import crop_view, read_mesh, read_png, square_box
+from .files import crop_view, read_channel, read_mesh, read_png, rgb_of, square_box
 
 __all__ = ["PIX3D_CATEGORIES", "Pix3DDataset", "pix3d_camera"]
 
@@ -169,10 +169,8 @@ class Pix3DDataset(Dataset):
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         e = self.entries[i]
-        rgba = read_png(self.root / e["img"], "Pix3D")
-        mask_png = read_png(self.root / e["mask"], "Pix3D")
-        mask = (mask_png if mask_png.ndim == 2 else mask_png[..., 0]) > 127
-        rgb = rgba[..., :3] if rgba.ndim == 3 else np.repeat(rgba[..., None], 3, axis=2)
+        rgb = rgb_of(read_png(self.root / e["img"], "Pix3D"))
+        mask = read_channel(self.root / e["mask"], "Pix3D") > 127
         h, w = rgb.shape[:2]
         if mask.shape != (h, w):
             raise ValueError(f"Pix3D: {e['mask']} is {mask.shape[::-1]}, {e['img']} {(w, h)}")

@@ -14,6 +14,7 @@ from .occupancy import (
     occupancy_photometric_loss,
     occupancy_pretraining_losses,
     occupancy_silhouette_loss,
+    searched_field_output,
     searched_occupancy,
 )
 from .ray import ray_free_space_loss, ray_intersection_loss
@@ -61,6 +62,7 @@ __all__ = [
     "part_boundary_points",
     "occupancy_pretraining_losses",
     "occupancy_silhouette_loss",
+    "searched_field_output",
     "searched_occupancy",
     "r1_penalty",
     "ray_free_space_loss",

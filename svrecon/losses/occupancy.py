@@ -14,23 +14,31 @@ __all__ = [
     "occupancy_photometric_loss",
     "occupancy_pretraining_losses",
     "occupancy_silhouette_loss",
+    "searched_field_output",
     "searched_occupancy",
 ]
 
 
+def searched_field_output(field, render):
+    """The field's :class:`~svrecon.fields.FieldOutput` at each ray's searched point
+    ``x = P^-1 u`` (``render.points`` of a surface search) with the point **detached**,
+    so only the field's parameters carry gradient (one evaluation for every output the
+    caller reads: occupancy, branches, albedo)."""
+    from ..fields import call_field
+
+    return call_field(field, render.points.detach())
+
+
 def searched_occupancy(field, render) -> torch.Tensor:
     """``D_S(x)`` ``[B, R]`` for MSU Eq. 5: the occupancy at each ray's searched point
-    ``x = P^-1 u`` (``render.points`` of a surface search) with the point **detached**,
-    so only the field's parameters carry gradient.
+    (:func:`searched_field_output`).
 
     Through the search's implicit differentiation the hit value is held at the level
     (0.5) whatever the field does, so ``render.surface_value`` gives no gradient on hit
     rays and a wrongly covered pixel could never be uncovered (seed-implementations
     section 7.10). Evaluating at the detached point lets it.
     """
-    from ..fields import call_field
-
-    out = call_field(field, render.points.detach())
+    out = searched_field_output(field, render)
     if out.occupancy is None:
         raise ValueError("field: MSU's silhouette loss needs an occupancy field, got an SDF")
     return out.occupancy

@@ -34,7 +34,7 @@ from ..cameras.heads import ProjectionMatrixHead
 from ..checks import check_shape
 from ..data.voxels import WithColouredVoxels, voxel_centres
 from ..encoders import ConvEncoder, ResNetEncoder, sample_features
-from ..fields import BranchedAlbedo, BranchedOccupancy, JointOccupancyField, call_field
+from ..fields import BranchedAlbedo, BranchedOccupancy, JointOccupancyField
 from ..losses import (
     albedo_constancy_loss,
     feature_consistency_loss,
@@ -42,6 +42,7 @@ from ..losses import (
     occupancy_pretraining_losses,
     occupancy_silhouette_loss,
     part_boundary_points,
+    searched_field_output,
     white_shading_loss,
 )
 from ..renderers import LinearBinarySearch, LinearSearch, sh_shading
@@ -342,9 +343,7 @@ class MSU(ReconstructionModel):
         shading = torch.where(hit[..., None], sh_shading(normals, codes["lighting"]), 0.0)
         albedo = torch.where(hit[..., None], out.albedo, 0.0)
         rgb = torch.where(hit[..., None], albedo * shading, 1.0)
-        # Eq. 5's D_S(x_j) at the detached searched point (svrecon.losses.searched_occupancy),
-        # evaluated once for the occupancy and the branch
-        at_points = call_field(field, out.points.detach())
+        at_points = searched_field_output(field, out)  # Eq. 5's D_S(x_j), and the branches
         occupancy = at_points.occupancy
         branch = torch.where(hit, at_points.branch_index, -1)
         return MSURender(rgb, albedo, shading, normals, hit, occupancy, branch, pixels, size)
