@@ -10,6 +10,7 @@ from svrecon.cameras import (
     ProjectionMatrixCamera,
     WeakPerspectiveCamera,
     pixel_grid,
+    well_conditioned_projection,
 )
 
 from .helpers import random_intrinsics, random_pose
@@ -248,6 +249,34 @@ def test_bad_input_raises_with_names_and_shapes():
         ProjectionMatrixCamera(singular)
     with pytest.raises(ValueError, match=r"P: expected shape \[B, 3, 4\], got \[1, 12\]"):
         ProjectionMatrixCamera(torch.zeros(1, 12, dtype=f64))
+
+
+def test_well_conditioned_projection_leaves_cameras_and_mends_singular_ones():
+    # A real camera is returned unchanged; singular blocks (a rank-2 block, the mean
+    # of cameras all around an object) get M + c m I, invertible, and their rays are
+    # finite with finite gradients, with no check raising.
+    P = random_intrinsics(B)[2] @ random_pose(B)
+    assert torch.equal(well_conditioned_projection(P), P)
+    azimuths = torch.linspace(0, 2 * math.pi, 9, dtype=f64)[:-1]
+    ring = torch.stack([torch.tensor([[math.cos(a), 0, -math.sin(a)], [0, 1, 0],
+                                      [math.sin(a), 0, math.cos(a)]], dtype=f64)
+                        for a in azimuths]).mean(0)  # fmt: skip
+    rank2 = torch.zeros(3, 3, dtype=f64)
+    rank2[:, :2] = torch.randn(3, 2, dtype=f64)
+    singular = torch.stack([ring, rank2])
+    singular = torch.cat([singular, torch.tensor([[[0.0], [0.0], [2.5]]] * 2, dtype=f64)], -1)
+    assert (singular[:, :, :3].det().abs() < 1e-12).all()
+    mended = well_conditioned_projection(singular.requires_grad_(True))
+    m = singular[:, :, :3].detach().abs().amax(dim=(-1, -2))
+    expected = singular[:, :, :3].detach() + (1e-4 ** (1 / 3) * m)[:, None, None] * torch.eye(3)
+    torch.testing.assert_close(mended[:, :, :3].detach(), expected)
+    assert (mended[:, :, :3].det().abs() > 1e-6).all()
+    rays = ProjectionMatrixCamera(mended, validate=False).rays_at(random_pixels_depths(5)[0][:2])
+    assert torch.isfinite(rays.directions).all() and torch.isfinite(rays.origins).all()
+    (grad,) = torch.autograd.grad(rays.directions.sum(), singular)
+    assert torch.isfinite(grad).all()
+    with pytest.raises(ValueError, match="P: the left 3x3 block is singular"):
+        ProjectionMatrixCamera(singular.detach())
 
 
 def test_gradients_through_projection():

@@ -6,6 +6,7 @@ from .cameras import (
     PerspectiveCamera,
     ProjectionMatrixCamera,
     WeakPerspectiveCamera,
+    well_conditioned_projection,
 )
 from .heads import EulerTrigHead, ProjectionMatrixHead, Rotation6DHead
 from .presets import POSE_PRESETS, PosePreset, pose_from_angle_trig, pose_from_angles
@@ -58,4 +59,5 @@ __all__ = [
     "rotation_6d_to_matrix",
     "sample_pixels_uniform",
     "sample_pixels_weighted",
+    "well_conditioned_projection",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "PerspectiveCamera",
     "ProjectionMatrixCamera",
     "WeakPerspectiveCamera",
+    "well_conditioned_projection",
 ]
 
 
@@ -387,6 +388,28 @@ class WeakPerspectiveCamera(OrthographicCamera):
         return self.focal[:, 0]
 
 
+def well_conditioned_projection(P: torch.Tensor, min_relative_det: float = 1e-4) -> torch.Tensor:
+    """``P`` ``[B, 3, 4]`` whose left block ``M`` is moved away from singularity:
+    where ``|det M| < min_relative_det * m^3`` (``m = max |M_ij|``) it becomes
+    ``M + min_relative_det^(1/3) m I``; other matrices are returned unchanged. A
+    regressed camera is near-singular where the regression averages views it cannot
+    tell apart (the mean of cameras around an object is a degenerate matrix); this
+    keeps its rays finite, and differentiable, without a host sync.
+
+    Example:
+        >>> P = torch.zeros(1, 3, 4); P[0, 0, 0] = P[0, 1, 1] = 1.0  # rank 2
+        >>> well_conditioned_projection(P)[0, :, :3].det() > 0
+        tensor(True)
+    """
+    check_shape("P", P, ("B", 3, 4))
+    M = P[:, :, :3]
+    m = M.detach().abs().amax(dim=(-1, -2)).clamp_min(torch.finfo(P.dtype).tiny)
+    small = torch.det(M.detach()).abs() < min_relative_det * m**3
+    shift = torch.where(small, min_relative_det ** (1 / 3) * m, torch.zeros_like(m))
+    eye = torch.eye(3, dtype=P.dtype, device=P.device)
+    return torch.cat([M + shift[:, None, None] * eye, P[:, :, 3:]], dim=-1)
+
+
 class ProjectionMatrixCamera(Camera):
     """A general finite projective camera ``w [u, v, 1]^T = P [x, 1]^T``.
 
@@ -394,6 +417,10 @@ class ProjectionMatrixCamera(Camera):
         P: ``[B, 3, 4]`` unconstrained projection matrices (the MSU model regresses
             12 values). ``P = [M | p4]`` needs an invertible ``M``; a singular one
             raises ``ValueError``.
+        validate: check ``P`` (finite, ``M`` invertible; a host sync). A model's own
+            prediction in the training graph passes ``False`` after
+            :func:`well_conditioned_projection`, so that a near-singular regression
+            neither stops training nor syncs.
 
     ``P`` is stored rescaled by ``sign(det M) / |m3|`` (``m3`` the third row of ``M``),
     which changes no projection but makes ``w`` the metric z-depth of the camera
@@ -402,17 +429,21 @@ class ProjectionMatrixCamera(Camera):
 
     _fields = ("P",)
 
-    def __init__(self, P: torch.Tensor) -> None:
+    def __init__(self, P: torch.Tensor, *, validate: bool = True) -> None:
         P = _camera_dtype("P", P)
         check_shape("P", P, ("B", 3, 4))
-        check_finite("P", P)
         M = P[:, :, :3]
         det = torch.det(M)
-        scale = M.abs().amax(dim=(-1, -2)).clamp_min(torch.finfo(P.dtype).tiny) ** 3
-        if (det.abs() <= safe_eps(P.dtype) * scale).any():
-            raise ValueError("P: the left 3x3 block is singular (not a finite projective camera)")
-        norm = M[:, 2].norm(dim=-1)
-        self.P = P * (torch.sign(det) / norm)[:, None, None]
+        if validate:
+            check_finite("P", P)
+            scale = M.abs().amax(dim=(-1, -2)).clamp_min(torch.finfo(P.dtype).tiny) ** 3
+            if (det.abs() <= safe_eps(P.dtype) * scale).any():
+                raise ValueError(
+                    "P: the left 3x3 block is singular (not a finite projective camera)"
+                )
+        sign = torch.where(det < 0, -1.0, 1.0).to(P.dtype)
+        norm = M[:, 2].norm(dim=-1).clamp_min(torch.finfo(P.dtype).tiny)
+        self.P = P * (sign / norm)[:, None, None]
 
     @property
     def camera_center(self) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..checks import check_shape
-from .cameras import PerspectiveCamera, ProjectionMatrixCamera
+from .cameras import PerspectiveCamera, ProjectionMatrixCamera, well_conditioned_projection
 from .presets import pose_from_angle_trig
 from .rotations import rotation_6d_to_matrix
 
@@ -81,7 +81,8 @@ class ProjectionMatrixHead(nn.Module):
     ``mean`` and ``std`` (``[3, 4]`` or numbers) are the training set's statistics of
     ``P``; the last layer starts at zero so the initial camera is ``mean``, which must
     be a finite camera (default: unit focal length, identity rotation, 2.5 units away).
-    ``forward -> ProjectionMatrixCamera``.
+    ``forward -> ProjectionMatrixCamera``, its ``P`` passed through
+    :func:`~svrecon.cameras.well_conditioned_projection` (no check, no host sync).
     """
 
     def __init__(self, in_dim: int, mean: torch.Tensor | None = None, std=0.1) -> None:
@@ -99,4 +100,4 @@ class ProjectionMatrixHead(nn.Module):
     def forward(self, features: torch.Tensor) -> ProjectionMatrixCamera:
         check_shape("features", features, ("B", self.in_dim))
         P = self.linear(features).view(-1, 3, 4) * self.std + self.mean
-        return ProjectionMatrixCamera(P)
+        return ProjectionMatrixCamera(well_conditioned_projection(P), validate=False)

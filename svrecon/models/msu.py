@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cameras import Camera, ProjectionMatrixCamera, pixel_grid
+from ..cameras import Camera, ProjectionMatrixCamera, pixel_grid, well_conditioned_projection
 from ..cameras.heads import ProjectionMatrixHead
 from ..checks import check_shape
 from ..data.voxels import WithColouredVoxels, voxel_centres
@@ -291,7 +291,8 @@ class MSU(ReconstructionModel):
         to_pixels = torch.tensor([w, h, 1.0], dtype=z.dtype, device=z.device)[:, None]
         codes["camera_standardised"] = z
         fractions = z * self.camera_head.std + self.camera_head.mean
-        codes["camera"] = ProjectionMatrixCamera(to_pixels * fractions)
+        P = well_conditioned_projection(to_pixels * fractions)  # never singular mid-training
+        codes["camera"] = ProjectionMatrixCamera(P, validate=False)
         return codes, maps
 
     def encode_voxels(self, voxels: torch.Tensor) -> dict[str, torch.Tensor]:
