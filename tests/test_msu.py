@@ -239,6 +239,26 @@ def test_model_render_and_segment_shapes(tiny_procedural):
     assert len(meshes) == 2
 
 
+def test_a_singular_regressed_camera_renders_finite_values(tiny_procedural):
+    # The camera head predicting a rank-2 P (what averaging views around an object
+    # gives; it stopped a stage-2 run once) renders finite values, no error.
+    model = tiny()
+    with torch.no_grad():
+        model.camera_head.linear.weight.zero_()
+        mean = model.camera_head.mean.clone()
+        mean[:, 2] = 0.0  # the third column of M: rank 2
+        model.camera_head.linear.bias.copy_(((mean - model.camera_head.mean)
+                                             / model.camera_head.std).flatten())  # fmt: skip
+    images = batch_of(ProceduralDataset(tiny_procedural, "test"), 2)["image"]
+    codes, _ = model.encode(images)
+    assert (codes["camera_standardised"] * model.camera_head.std + model.camera_head.mean)[
+        :, :, :3
+    ].det().abs().max() < 1e-6
+    render = model.render_codes(codes, tuple(images.shape[-2:]))
+    assert torch.isfinite(render.rgb).all() and model.num_part_labels == 4
+    assert model.num_part_labels == model.joint.occupancy.num_branches
+
+
 def test_part_segmentation_scores_truth_as_one_and_bands_by_the_parts(tiny_procedural):
     data = ProceduralDataset(tiny_procedural, "test")
 

@@ -23,7 +23,7 @@ from ..data import (
 from ..mesh import export_mesh
 from ..metrics import PROTOCOLS, evaluate
 from ..models import MODELS, rotate_mesh
-from ..viz import novel_cameras, reconstruction_row, save_panel
+from ..viz import novel_cameras, part_colors, reconstruction_row, render_mesh, save_panel
 from ..viz.panels import PANEL_TITLES
 from .checkpoints import load_model
 
@@ -101,6 +101,11 @@ def run_demo(out: Path, shapes: int = 6, seed: int = 12345, size: int = 64) -> d
             with torch.no_grad():  # the mesh the evaluation path extracts, scored as is
                 field = model.field_for(image, camera)
                 mesh = protocol.extract(field, level=model.surface_level, kind=spec.surface_kind)
+                colours = None
+                if model.num_part_labels is not None and len(mesh.faces):
+                    centres = torch.from_numpy(mesh.triangles_center).to(image)
+                    labels = model.segment(image, centres[None])[0]
+                    colours = part_colors(labels.cpu().numpy())
                 # a model that estimates the viewpoint is scored view-centric: its mesh
                 # rotated into the input camera's world frame by R_cam^T R_estimated
                 rotation = model.canonical_to_world(image, camera, case["mask"])
@@ -113,11 +118,15 @@ def run_demo(out: Path, shapes: int = 6, seed: int = 12345, size: int = 64) -> d
                 f"  {case['category']:9s} chamfer {score['chamfer']:.4f}  "
                 f"fscore {score[f'fscore@{threshold}']:.3f}"
             )
-            rows.append(reconstruction_row(image[0], mesh, camera, novel, case["truth"]))
+            row = reconstruction_row(image[0], mesh, camera, novel, case["truth"])
+            if colours is not None:  # the segmentation: faces coloured by part label
+                row.append(render_mesh(mesh, novel[0], size, face_colors=colours)[0])
+            rows.append(row)
         mean_cd = float(np.mean([s["chamfer"] for s in scores]))
         mean_f = float(np.mean([s[f"fscore@{threshold}"] for s in scores]))
         print(f"  mean      chamfer {mean_cd:.4f}  fscore {mean_f:.3f}")
-        print(f"  panel: {save_panel(rows, out / f'demo_{name}.png', PANEL_TITLES)}")
+        titles = PANEL_TITLES + (["parts (novel 1)"] if model.num_part_labels else [])
+        print(f"  panel: {save_panel(rows, out / f'demo_{name}.png', titles)}")
         results[name] = scores
     example = next(iter(inputs), None)
     if example is not None:

@@ -53,7 +53,9 @@ def evaluate_part_segmentation(
     if (model is None) == (predict is None):
         raise ValueError("model, predict: give exactly one")
     if model is not None:
-        num_labels = model.joint.occupancy.num_branches
+        num_labels = model.num_part_labels
+        if num_labels is None:
+            raise TypeError(f"model: {type(model).__name__} does not segment its shapes")
         model.eval()
     elif num_labels is None or num_labels < 1:
         raise ValueError(f"num_labels: expected >= 1 with predict, got {num_labels}")

@@ -193,6 +193,18 @@ class ReconstructionModel(nn.Module, ABC):
             return None
         return camera.R.transpose(1, 2) @ self.predict_rotation(images, None, masks)
 
+    @property
+    def num_part_labels(self) -> int | None:
+        """How many part labels :meth:`segment` gives (MSU: its branches); ``None`` for
+        a model that does not segment its shapes."""
+        return None
+
+    def segment(self, images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Part labels ``[B, N]`` (int64 in ``[0, num_part_labels)``) of points
+        ``[B, N, 3]`` in the field's frame, on the shapes of ``images``
+        ``[B, 3, H, W]``; only models with :attr:`num_part_labels` segment."""
+        raise TypeError(f"{type(self).__name__} does not segment its shapes into parts")
+
     @torch.no_grad()
     def reconstruct(
         self,

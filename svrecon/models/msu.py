@@ -355,6 +355,11 @@ class MSU(ReconstructionModel):
         codes, _ = self.encode(images)
         return self.render_codes(codes, tuple(images.shape[-2:]), size)
 
+    @property
+    def num_part_labels(self) -> int:
+        """The branches of the joint occupancy decoder."""
+        return self.joint.occupancy.num_branches
+
     @torch.no_grad()
     def segment(self, images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The branch (part label) ``[B, N]`` of world ``points`` ``[B, N, 3]`` in the

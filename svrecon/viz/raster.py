@@ -9,10 +9,28 @@ import trimesh
 
 from ..cameras import Camera
 
-__all__ = ["render_mesh", "render_points", "shade"]
+__all__ = ["PART_PALETTE", "part_colors", "render_mesh", "render_points", "shade"]
 
 #: Light from above (world +y), tilted toward the viewer by :func:`shade`.
 LIGHT_UP = np.array([0.0, 1.0, 0.0])
+
+
+#: Twelve distinct colours (matplotlib's tab10 and two more), one per part label.
+PART_PALETTE = np.array([
+    [0.122, 0.467, 0.706], [1.000, 0.498, 0.055], [0.173, 0.627, 0.173],
+    [0.839, 0.153, 0.157], [0.580, 0.404, 0.741], [0.549, 0.337, 0.294],
+    [0.890, 0.467, 0.761], [0.498, 0.498, 0.498], [0.737, 0.741, 0.133],
+    [0.090, 0.745, 0.812], [0.400, 0.200, 0.000], [0.000, 0.000, 0.500],
+])  # fmt: skip
+
+
+def part_colors(labels: np.ndarray) -> np.ndarray:
+    """RGB ``[N, 3]`` of integer part labels ``[N]`` (:data:`PART_PALETTE`, cycled for
+    labels past 11); ``render_mesh``'s ``face_colors`` for a segmentation."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels: expected a 1-D integer array, got {labels.dtype} {labels.shape}")
+    return PART_PALETTE[labels % len(PART_PALETTE)]
 
 
 def _camera_arrays(camera: Camera):
@@ -45,11 +63,16 @@ def _zbuffer(pixel_ids: np.ndarray, depth: np.ndarray, payload: np.ndarray, size
 
 
 def render_mesh(
-    mesh: trimesh.Trimesh, camera: Camera, size: int, background: float = 1.0
+    mesh: trimesh.Trimesh,
+    camera: Camera,
+    size: int,
+    background: float = 1.0,
+    face_colors: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Grey renders ``[V, 3, size, size]`` in ``[0, 1]`` of ``mesh`` (world frame) seen
-    by each of ``camera`` ``[V]`` (square images, pixel centres at ``+0.5``), flat
-    shaded by :func:`shade`; ``background`` where no triangle covers a pixel centre.
+    """Renders ``[V, 3, size, size]`` in ``[0, 1]`` of ``mesh`` (world frame) seen by
+    each of ``camera`` ``[V]`` (square images, pixel centres at ``+0.5``), flat shaded
+    by :func:`shade`; ``background`` where no triangle covers a pixel centre. Grey, or
+    each face's RGB in ``face_colors`` ``[F, 3]`` (``[0, 1]``) times its shade.
 
     A z-buffer over the triangles: each covers the pixel centres inside its projection
     (barycentric test), depth interpolated in ``1 / z``.
@@ -59,13 +82,21 @@ def render_mesh(
     faces = np.asarray(mesh.faces, dtype=np.int64)
     normals = np.asarray(mesh.face_normals, dtype=np.float64)
     centres = vertices[faces].mean(1)
+    if face_colors is not None:
+        face_colors = np.asarray(face_colors, dtype=np.float64)
+        if face_colors.shape != (len(faces), 3):
+            raise ValueError(
+                f"face_colors: expected shape ({len(faces)}, 3), got {face_colors.shape}"
+            )
     images = []
     for v in range(len(camera)):
         mask, face = np.zeros(size * size, dtype=bool), None
         if len(faces):
             pix, depth = _project(camera[v], vertices)
             mask, _, face = _rasterize(pix[faces], depth[faces], size)
-        images.append(_paint(mask, face, normals, centres, camera[v], size, background))
+        images.append(
+            _paint(mask, face, normals, centres, camera[v], size, background, face_colors)
+        )
     return torch.from_numpy(np.stack(images)).float()
 
 
@@ -78,16 +109,18 @@ def _project(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return pix.detach().double().cpu().numpy(), depth
 
 
-def _paint(mask, index, normals, positions, camera: Camera, size: int, background: float):
-    """``[3, size, size]`` grey image: pixel ``mask`` shaded with ``normals[index]`` seen
-    from ``camera`` at ``positions[index]``, ``background`` elsewhere."""
-    grey = np.full(size * size, background)
+def _paint(mask, index, normals, positions, camera, size, background, colors=None):
+    """``[3, size, size]`` image: pixel ``mask`` shaded with ``normals[index]`` seen
+    from ``camera`` at ``positions[index]`` (times ``colors[index]`` when given, else
+    grey), ``background`` elsewhere."""
+    image = np.full((size * size, 3), float(background))
     if mask.any():
         R, t = _camera_arrays(camera)
         view = positions[index[mask]] - (-R[0].T @ t[0])
         view /= np.linalg.norm(view, axis=-1, keepdims=True)
-        grey[mask] = shade(normals[index[mask]], view)
-    return np.broadcast_to(grey.reshape(1, size, size), (3, size, size))
+        grey = shade(normals[index[mask]], view)[:, None]
+        image[mask] = grey if colors is None else grey * colors[index[mask]]
+    return np.ascontiguousarray(image.T.reshape(3, size, size))
 
 
 def _cross(u: np.ndarray, w: np.ndarray, p: np.ndarray) -> np.ndarray:
