@@ -10,6 +10,13 @@ from ..fields import Field, FieldOutput, call_field, field_gradient
 __all__ = ["Field", "call_field", "check_finite_bounds", "spatial_gradient"]
 
 
+def without_autocast(like: torch.Tensor):
+    """A context that turns autocast off on ``like``'s device: the surface searches run
+    in the rays' precision even under ``torch.autocast``, since a bfloat16 field value
+    (8 bits of mantissa) cannot resolve where along a ray its sign changes."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 def check_finite_bounds(rays: RayBundle, who: str) -> None:
     if not (torch.isfinite(rays.near).all() and torch.isfinite(rays.far).all()):
         raise ValueError(

@@ -14,7 +14,7 @@ import torch
 
 from ..cameras.rays import RayBundle
 from ..numerics import safe_normalize
-from ._common import Field, call_field, check_finite_bounds, spatial_gradient
+from ._common import Field, call_field, check_finite_bounds, spatial_gradient, without_autocast
 from .output import RenderOutput
 
 __all__ = ["LinearBinarySearch", "LinearSearch", "SphereTracer", "SurfaceSearch", "surface_output"]
@@ -55,9 +55,13 @@ class SurfaceSearch(ABC):
             A :class:`RenderOutput`; ``opacity`` is the hard mask as a float. Missed rays
             return the sample closest to the surface (smallest SDF, largest occupancy),
             with ``mask`` False.
+
+        Under ``torch.autocast`` the search itself runs in the rays' precision (autocast
+        off), so hits and distances are those of the full-precision field; the outputs
+        at the surface (normals, colour, features) are evaluated under the autocast.
         """
         check_finite_bounds(rays, type(self).__name__)
-        with torch.no_grad():
+        with torch.no_grad(), without_autocast(rays.origins):
             t, hit = self.search(field, rays)
         return surface_output(field, rays, t, hit, self.level, normals, create_graph)
 
