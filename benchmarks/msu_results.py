@@ -13,7 +13,9 @@ bands, and the render time per image.
 ``--config`` (the paper's key ablations; same data, steps, batch and seeds):
 ``full``; ``linear`` (linear search instead of linear-binary, in training and
 scoring); ``no_category`` (no category code: ``category_dim=0``); ``no_finetune``
-(stages 1-2 only, no image-only fine-tuning).
+(stages 1-2 only, no image-only fine-tuning: it scores the ``full`` run's stage-2
+checkpoint of the same seed, training those stages first if they are missing, so the
+two differ in nothing but stage 3).
 
 Each stage is one engine run in ``<out>/<config>_seed<N>/<stage>`` starting from the
 previous stage's checkpoint; a stopped run resumes where it stopped (rerun the same
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -46,6 +49,28 @@ SCHEDULE = (
 )
 
 
+class RunLock:
+    """Refuse to train a stage that another process is training (``no_finetune``
+    shares ``full``'s directories)."""
+
+    def __init__(self, run: Path) -> None:
+        self.path = run / "training.lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise SystemExit(
+                f"{self.path.parent}: another process is training it (delete "
+                f"{self.path} if none is)"
+            ) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def run_stages(args, out: Path, kwargs: dict) -> Path:
     """Run (or resume) every stage of the schedule; the last stage's checkpoint."""
     from svrecon.engine import TrainConfig, load_checkpoint, train
@@ -64,11 +89,14 @@ def run_stages(args, out: Path, kwargs: dict) -> Path:
             checkpoint_every=100, protocol=None, stage=stage, stage_options=options,
             init_from=None if previous is None else str(previous),
         )  # fmt: skip
-        done = checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= steps
-        if not done:
-            started = time.time()
-            train(config, resume=checkpoint if checkpoint.exists() else None)
-            (run / "seconds.txt").write_text(f"{time.time() - started:.0f}\n")
+        step = load_checkpoint(checkpoint)["step"] if checkpoint.exists() else 0
+        if step > steps:
+            raise SystemExit(f"{checkpoint}: trained {step} steps, this schedule asks {steps}")
+        if step < steps:
+            with RunLock(run):
+                started = time.time()
+                train(config, resume=checkpoint if checkpoint.exists() else None)
+                (run / "seconds.txt").write_text(f"{time.time() - started:.0f}\n")
         previous = checkpoint
     return previous
 
@@ -134,9 +162,11 @@ def run_train(args) -> None:
     from svrecon.models import get_model
 
     kwargs = get_model("msu").preset("cpu", **CONFIGS[args.config])
-    out = Path(args.out or "runs/msu_ablation") / f"{args.config}_seed{args.seed}"
+    root = Path(args.out or "runs/msu_ablation")
+    out = root / f"{args.config}_seed{args.seed}"
     out.mkdir(parents=True, exist_ok=True)
-    last = run_stages(args, out, kwargs)
+    stages = root / f"full_seed{args.seed}" if args.config == "no_finetune" else out
+    last = run_stages(args, stages, kwargs)
     if args.export:
         print(f"weights: {export_weights(last, args.export)}")
     result = {"config": args.config, "seed": args.seed, "steps_scale": args.steps_scale,
