@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal, Protocol
 
@@ -120,6 +121,6 @@ def call_field(field: Field, points: torch.Tensor) -> FieldOutput:
     """Call ``field`` on points ``[B, ..., 3]`` (flattened to ``[B, N, 3]``) and shape
     its output back to ``[B, ..., *]``."""
     b, shape = points.shape[0], points.shape[1:-1]
-    flat = points.reshape(b, -1, 3)
+    flat = points.reshape(b, math.prod(shape), 3)  # not -1: ambiguous when b is 0
     out = check_field_output(field(flat), b, flat.shape[1])
     return out.map(lambda t: t.reshape(b, *shape, *t.shape[2:]))

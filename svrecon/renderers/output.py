@@ -77,4 +77,4 @@ class RenderOutput:
             )
         if value.dim() == 2:
             return value.reshape(b, height, width)
-        return value.reshape(b, height, width, -1).permute(0, 3, 1, 2)
+        return value.reshape(b, height, width, value.shape[-1]).permute(0, 3, 1, 2)

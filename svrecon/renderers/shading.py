@@ -80,5 +80,5 @@ def sh_shading(
     else:
         check_shape("coefficients", coefficients, (b, 3, 9))
     basis = sh_basis(normals, convention).to(coefficients.dtype)  # [B, ..., 9]
-    flat = basis.reshape(b, -1, 9)
+    flat = basis.reshape(b, math.prod(basis.shape[1:-1]), 9)
     return (flat @ coefficients.transpose(1, 2)).reshape(*normals.shape[:-1], 3)

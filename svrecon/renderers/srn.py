@@ -100,7 +100,8 @@ class SRNRayMarcher(nn.Module):
                 raise ValueError("SRNRayMarcher: the field must return features")
             depths.append(z)
             values.append(sdf)
-            state = self.lstm(features.reshape(b * r, -1).to(self.step.weight.dtype), state)
+            flat = features.reshape(b * r, features.shape[-1]).to(self.step.weight.dtype)
+            state = self.lstm(flat, state)
             z = z + self.step(state[0]).reshape(b, r).abs().to(z.dtype)
             if cap is not None:
                 z = torch.minimum(z, cap)

@@ -140,7 +140,7 @@ class VolumeRenderer(nn.Module):
         def composite(values):
             if values is None:
                 return None
-            return (weights[..., None] * values.reshape(b, r, s, -1)).sum(-2)
+            return (weights[..., None] * values.reshape(b, r, s, values.shape[-1])).sum(-2)
 
         rgb = composite(out.rgb)
         if rgb is not None and self.background is not None:
