@@ -5,6 +5,7 @@ furniture collection, beside the sphere fitted to its training pieces.
     python benchmarks/furniture_results.py train --model disn --iterations 1000
     python benchmarks/furniture_results.py train --model sdf_srn --iterations 600
     python benchmarks/furniture_results.py table --pictures benchmarks/pictures
+    python benchmarks/furniture_results.py table --only msu   # add one model's row
 
 ``train`` fine-tunes the shipped procedural checkpoint of a model on the furniture
 training pieces (its settings, the data's known cameras; ``--scratch`` starts from
@@ -54,13 +55,19 @@ def run_table(args) -> None:
     from svrecon.models import MODELS
 
     train_set, test = ProceduralDataset(args.data, "train"), ProceduralDataset(args.data, "test")
-    radius = fit_sphere_baseline(train_set)
-    rows = {f"fitted sphere (r = {radius:.2f})": evaluate_dataset(
-        test, "procedural", mesh=sphere_mesh(radius)).summary}  # fmt: skip
     runs = [(f"{name}, shipped (procedural only)", spec.checkpoint_path(), False)
             for name, spec in MODELS.items() if spec.checkpoint_path() is not None]  # fmt: skip
     runs += [(f"{p.parent.name} (furniture)", p, True)
              for p in sorted(Path(args.out).glob("*/checkpoint.pt"))]  # fmt: skip
+    if args.only:
+        rows = json.loads((Path(args.out) / "table.json").read_text())
+        runs = [r for r in runs if r[0].split(",")[0] in args.only]
+        if not runs:
+            raise SystemExit(f"--only: no shipped checkpoint among {args.only}")
+    else:
+        radius = fit_sphere_baseline(train_set)
+        rows = {f"fitted sphere (r = {radius:.2f})": evaluate_dataset(
+            test, "procedural", mesh=sphere_mesh(radius)).summary}  # fmt: skip
     for label, path, own in runs:
         model = load_model(path)
         protocol = "procedural_view_centric" if model.estimates_viewpoint else "procedural"
@@ -99,6 +106,9 @@ def main() -> None:
     t.add_argument("--export", help="also write the weights alone here")
     s = sub.add_parser("table")
     s.add_argument("--pictures", help="folder for the preview panels")
+    s.add_argument("--only", nargs="+", metavar="MODEL",
+                   help="score only these shipped models; the other rows are read from "
+                   "the previous table.json")  # fmt: skip
     for p in (t, s):
         p.add_argument("--data", default=DATA)
         p.add_argument("--out", default="runs/furniture")

@@ -80,7 +80,8 @@ def run_stages(args, out: Path, kwargs: dict) -> Path:
     for name, stage, options, steps, lr in SCHEDULE:
         if stage == "finetune" and args.config == "no_finetune":
             continue
-        steps = max(1, round(steps * scale))
+        steps = max(1, round(args.stage_steps.get(name, steps) * scale))
+        lr = args.stage_lr.get(name, lr)
         run = out / name
         checkpoint = run / "checkpoint.pt"
         config = TrainConfig(
@@ -170,6 +171,7 @@ def run_train(args) -> None:
     if args.export:
         print(f"weights: {export_weights(last, args.export)}")
     result = {"config": args.config, "seed": args.seed, "steps_scale": args.steps_scale,
+              "stage_steps": args.stage_steps, "stage_lr": args.stage_lr,
               "checkpoint": str(last), **score(load_model(last), args.data)}  # fmt: skip
     (out / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
@@ -204,6 +206,22 @@ def run_table(args) -> None:
           "| - |")  # fmt: skip
 
 
+def overrides(kind):
+    """``"a=1,b=2"`` -> ``{"a": kind("1"), ...}`` over the schedule's run names."""
+    names = [run for run, *_ in SCHEDULE]
+
+    def parse(text: str) -> dict:
+        out = {}
+        for part in filter(None, text.split(",")):
+            name, _, value = part.partition("=")
+            if name not in names:
+                raise argparse.ArgumentTypeError(f"{name!r}: expected one of {names}")
+            out[name] = kind(value)
+        return out
+
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True)
@@ -213,6 +231,20 @@ def main() -> None:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--steps-scale", type=float, default=1.0,
                    help="multiply every stage's steps (a quick run: 0.1)")  # fmt: skip
+    t.add_argument(
+        "--stage-steps",
+        type=overrides(int),
+        default={},
+        metavar="RUN=N,...",
+        help="steps of named runs of the schedule, e.g. image_encoder=2000",
+    )
+    t.add_argument(
+        "--stage-lr",
+        type=overrides(float),
+        default={},
+        metavar="RUN=LR,...",
+        help="learning rates of named runs, e.g. image_encoder=1e-3",
+    )
     t.add_argument("--data", default=".cache/procedural")
     t.add_argument("--out", default=None, help="default: runs/msu_ablation")
     t.add_argument("--export", help="also write the last stage's weights here (as shipped)")

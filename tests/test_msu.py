@@ -288,3 +288,45 @@ def test_voxel_wrapper_is_what_stage_one_reads(tiny_procedural):
                                num_points=64)  # fmt: skip
     assert isinstance(data, WithColouredVoxels) and data.resolution == 8
     assert data[0]["voxel_points"].shape == (64, 3)
+
+
+@pytest.mark.slow
+def test_the_demo_draws_the_segmentation_of_a_model_that_segments(
+    tiny_procedural, tmp_path, monkeypatch
+):
+    # A tiny MSU checkpoint stands in for the shipped one, its field replaced by a
+    # sphere whose two halves (x < 0, x > 0) are branches 0 and 1: the panel gets the
+    # parts column, the mesh with each face coloured by its branch.
+    from types import SimpleNamespace
+
+    import svrecon.engine.demo as demo
+    from svrecon.fields import FieldOutput
+    from svrecon.viz import PART_PALETTE
+
+    def halves(self, images, camera=None):
+        def field(points):
+            occupancy = torch.sigmoid(-200 * (points.norm(dim=-1) - 0.3))
+            return FieldOutput(occupancy=occupancy, branch_index=(points[..., 0] > 0).long())
+
+        return field
+
+    monkeypatch.setattr(MSU, "field_for", halves)
+
+    config = _config(tiny_procedural, tmp_path / "run", "decoders", stage_options={"resolution": 8})
+    train(dataclasses.replace(config, iterations=1), progress=False)
+    spec = SimpleNamespace(checkpoint_path=lambda: tmp_path / "run" / "checkpoint.pt",
+                           surface_kind="occupancy")  # fmt: skip
+    monkeypatch.setattr(demo, "MODELS", {"msu": spec})
+    panels = []
+    monkeypatch.setattr(demo, "save_panel", lambda rows, path, titles: panels.append(
+        (rows, titles)) or path)  # fmt: skip
+    demo.run_demo(tmp_path / "demo", shapes=1, size=32)
+    (rows, titles) = panels[0]
+    assert titles[-1] == "parts (novel 1)" and len(rows[0]) == len(titles)
+    parts = rows[0][-1]
+    assert parts.shape == (3, 32, 32)
+    covered = parts.flatten(1)[:, (parts < 1).any(0).flatten()]
+    hue = covered / covered.amax(0, keepdim=True)  # the palette colour, shading divided out
+    palette = torch.from_numpy(PART_PALETTE[:2]).float()
+    nearest = torch.cdist(hue.T, palette / palette.amax(1, keepdim=True)).argmin(1)
+    assert (nearest == 0).sum() > 5 and (nearest == 1).sum() > 5  # both halves drawn

@@ -102,10 +102,12 @@ def run_demo(out: Path, shapes: int = 6, seed: int = 12345, size: int = 64) -> d
                 field = model.field_for(image, camera)
                 mesh = protocol.extract(field, level=model.surface_level, kind=spec.surface_kind)
                 colours = None
-                if model.num_part_labels is not None and len(mesh.faces):
-                    centres = torch.from_numpy(mesh.triangles_center).to(image)
-                    labels = model.segment(image, centres[None])[0]
-                    colours = part_colors(labels.cpu().numpy())
+                if model.num_part_labels is not None:
+                    centres = torch.as_tensor(np.array(mesh.triangles_center)).to(image)
+                    labels = model.segment(image, centres[None])[0] if len(centres) else None
+                    colours = (
+                        np.zeros((0, 3)) if labels is None else part_colors(labels.cpu().numpy())
+                    )
                 # a model that estimates the viewpoint is scored view-centric: its mesh
                 # rotated into the input camera's world frame by R_cam^T R_estimated
                 rotation = model.canonical_to_world(image, camera, case["mask"])
