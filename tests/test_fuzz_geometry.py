@@ -262,3 +262,32 @@ def test_solid_voxels_of_a_box_lie_between_its_inner_and_overlapping_cells(
     outer = overlap[0][:, None, None] & overlap[1][None, :, None] & overlap[2][None, None, :]
     assert not (inner & ~grid).any(), "a cell inside the box is empty"
     assert not (grid & ~outer).any(), "a cell away from the box is solid"
+
+
+# -- mesh silhouettes ---------------------------------------------------------------
+
+
+@FUZZ
+@given(b=st.integers(1, 3), seed=st.integers(0, 2**16), radius=st.floats(0.2, 0.8))
+def test_mesh_silhouette_of_a_box_is_the_pixels_whose_ray_meets_it(b, seed, radius):
+    # A box's projection is the union of its faces' projections, so the silhouette is
+    # exactly the pixel centres whose ray meets the box (slab test), off its rim.
+    from svrecon.mesh import mesh_silhouette
+
+    from .reference.analytic import ray_box
+
+    half = (radius, 0.6 * radius, 0.8 * radius)
+    box = trimesh.creation.box(extents=[2 * h for h in half])
+    pose = random_pose(b, seed=seed)
+    focal, principal, _ = random_intrinsics(b, seed=seed, size=(24, 32))
+    camera = PerspectiveCamera(focal, principal, pose)
+    silhouette = mesh_silhouette(torch.from_numpy(box.vertices), torch.from_numpy(box.faces),
+                                 camera, (24, 32))  # fmt: skip
+    rays = camera.rays(24, 32)
+    t, _ = ray_box(rays.origins, rays.directions, half=half)
+    hit = torch.isfinite(t).reshape(b, 24, 32)
+    grown, _ = ray_box(rays.origins, rays.directions, half=[1.02 * h for h in half])
+    shrunk, _ = ray_box(rays.origins, rays.directions, half=[0.98 * h for h in half])
+    clear = (torch.isfinite(grown) == torch.isfinite(shrunk)).reshape(b, 24, 32)
+    assert silhouette.shape == (b, 24, 32) and silhouette.dtype == torch.bool
+    assert torch.equal(silhouette[clear], hit[clear])
