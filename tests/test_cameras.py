@@ -308,3 +308,13 @@ def test_cuda_matches_cpu(name):
 def test_pixel_grid_rejects_empty():
     with pytest.raises(ValueError, match="height, width"):
         pixel_grid(0, 4)
+
+
+def test_projection_head_refuses_a_singular_starting_camera():
+    from svrecon.cameras import ProjectionMatrixHead
+
+    mean = torch.zeros(3, 4)
+    mean[0, 0] = mean[1, 1] = 1.0
+    with pytest.raises(ValueError, match="P: the left 3x3 block is singular"):
+        ProjectionMatrixHead(8, mean)
+    assert len(ProjectionMatrixHead(8)(torch.randn(2, 8))) == 2

@@ -91,6 +91,7 @@ class ProjectionMatrixHead(nn.Module):
         if mean is None:
             mean = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 2.5]])
         check_shape("mean", mean, (3, 4))
+        ProjectionMatrixCamera(mean[None].double())  # the starting camera must be finite
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).expand(3, 4).clone())
         self.linear = nn.Linear(in_dim, 12)
