@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from svrecon.cameras import PerspectiveCamera
+
 
 def random_pose(batch, seed=0, dtype=torch.float64, distance=(3.0, 5.0)):
     """World-to-camera poses that put the world origin 3-5 units in front of the camera."""
@@ -30,6 +32,15 @@ def random_intrinsics(batch, seed=0, dtype=torch.float64, size=(48, 64)):
     K[:, 0, 2], K[:, 1, 2] = principal[:, 0], principal[:, 1]
     K[:, 2, 2] = 1
     return focal, principal, K
+
+
+def random_rays(batch=3, size=64, seed=0, radius=1.0, dtype=torch.float32):
+    """Every pixel's ray ``[batch, size^2]`` of random cameras, clipped to the sphere of
+    ``radius`` (through the library's camera, tested on its own in test_cameras)."""
+    pose = random_pose(batch, seed=seed, dtype=dtype)
+    focal, principal, _ = random_intrinsics(batch, seed=seed, dtype=dtype, size=(size, size))
+    rays = PerspectiveCamera(focal, principal, pose).rays(size, size)
+    return rays.intersect_sphere(radius)[0]
 
 
 def projection_scores(item, size):

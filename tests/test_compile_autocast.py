@@ -128,21 +128,24 @@ def test_field_under_bfloat16_autocast_is_close_to_eager(name):
 
 
 def render_case(name, size=8):
-    """(renderer call(field, rays, create_graph) -> RenderOutput, field, rays)."""
+    """(renderer call(field, rays, create_graph) -> RenderOutput, field, rays, the
+    trained parameters of field and renderer)."""
     torch.manual_seed(0)
     field = SDFNetwork(0, 32, 3, (), 4)
     camera = view_camera(torch.tensor([0.5, 1.0]), torch.tensor([0.3, 0.2]), size)
     rays = camera.rays(size, size).intersect_sphere(1.0)[0]
     if name == "srn":
         marcher = SRNRayMarcher(feature_dim=4, num_steps=4)
-        return (lambda f, r, cg: marcher(f, r, normals=True, create_graph=cg)), field, rays
+        params = [*field.parameters(), *marcher.parameters()]
+        return (lambda f, r, cg: marcher(f, r, normals=True, create_graph=cg)), field, rays, params
     renderer = {
         "linear_binary": LinearBinarySearch(num_samples=32, num_refine=4),
         "linear": LinearSearch(num_samples=32),
         "tracer": SphereTracer(max_steps=32),
         "volume": VolumeRenderer(LaplaceDensity(0.05), num_samples=16),
     }[name]
-    return (lambda f, r, cg: renderer(f, r, create_graph=cg)), field, rays
+    params = [*field.parameters(), *getattr(renderer, "parameters", list)()]
+    return (lambda f, r, cg: renderer(f, r, create_graph=cg)), field, rays, params
 
 
 RENDERERS = ["linear_binary", "linear", "tracer", "volume", "srn"]
@@ -159,10 +162,7 @@ def render_loss(render, field, rays):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RENDERERS)
 def test_renderer_under_torch_compile_equals_eager(name):
-    render, field, rays = render_case(name)
-    params = list(field.parameters())
-    if name == "srn":
-        params += list(render.__closure__[0].cell_contents.parameters())
+    render, field, rays, params = render_case(name)
     out, loss = render_loss(render, field, rays)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     torch._dynamo.reset()
@@ -178,7 +178,7 @@ def test_renderer_under_torch_compile_equals_eager(name):
 
 @pytest.mark.parametrize("name", RENDERERS)
 def test_renderer_under_bfloat16_autocast_is_close_to_eager(name):
-    render, field, rays = render_case(name, size=16)
+    render, field, rays, _ = render_case(name, size=16)
     eager = render(field, rays, True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = render(field, rays, True)

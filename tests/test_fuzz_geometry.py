@@ -34,7 +34,7 @@ from svrecon.renderers import (
     VolumeRenderer,
 )
 
-from .helpers import random_intrinsics, random_pose
+from .helpers import random_intrinsics, random_pose, random_rays
 from .reference.analytic import as_field, ray_sphere, sphere_sdf
 
 f64 = torch.float64
@@ -104,12 +104,6 @@ def test_fields_name_points_when_the_shape_is_wrong(name):
 # -- renderers ----------------------------------------------------------------------
 
 
-def _rays(batch, size, seed, radius=1.0):
-    pose = random_pose(batch, seed=seed)
-    focal, principal, _ = random_intrinsics(batch, seed=seed, size=(size, size))
-    return PerspectiveCamera(focal, principal, pose).rays(size, size).intersect_sphere(radius)[0]
-
-
 RAY_FIELDS = ("origins", "directions", "pixels", "near", "far", "depth_per_distance")
 SEARCHES = {
     "linear": lambda: LinearSearch(num_samples=256),
@@ -127,7 +121,7 @@ SEARCHES = {
     radius=st.floats(0.05, 0.9),
 )
 def test_searches_find_the_exact_sphere_hits_from_random_cameras(name, b, size, seed, radius):
-    rays = _rays(b, size, seed)
+    rays = random_rays(b, size, seed, dtype=f64)
     out = SEARCHES[name]()(as_field(sphere_sdf, radius=radius), rays)
     t, _ = ray_sphere(rays.origins, rays.directions, radius=radius)
     for key in ("distance", "depth", "points", "normals", "opacity"):
@@ -148,11 +142,11 @@ def test_searches_find_the_exact_sphere_hits_from_random_cameras(name, b, size, 
 @FUZZ
 @given(b=st.integers(0, 2), size=st.integers(0, 4), seed=st.integers(0, 2**16))
 def test_renderers_of_empty_batches_and_fields_without_a_surface(name, b, size, seed):
-    rays = _rays(max(b, 1), max(size, 1), seed)
-    if b == 0 or size == 0:  # no cameras or no rays: empty outputs of the right shape
-        rays = rays[:b] if b == 0 else rays
-        if size == 0:
-            rays = RayBundle(*(getattr(rays, f)[:, :0] for f in RAY_FIELDS))
+    rays = random_rays(max(b, 1), max(size, 1), seed, dtype=f64)
+    if b == 0:  # no cameras or no rays: empty outputs of the right shape
+        rays = rays[:0]
+    if size == 0:
+        rays = RayBundle(*(getattr(rays, f)[:, :0] for f in RAY_FIELDS))
     nothing = as_field(lambda p: p.new_full(p.shape[:-1], 0.5))  # an SDF with no zero
     renderer = {
         "volume": lambda: VolumeRenderer(LaplaceDensity(0.05), num_samples=16).double(),

@@ -359,7 +359,7 @@ def test_shapeclipper_rendered_normals_renormalised_as_in_its_code():
     from svrecon.fields import field_from_function
     from svrecon.renderers import VolumeRenderer
 
-    from .test_renderers import random_rays
+    from .helpers import random_rays
 
     rays = random_rays(batch=1, size=8, seed=3, radius=0.8)
     sphere = field_from_function(lambda p: p.norm(dim=-1) - 0.5)

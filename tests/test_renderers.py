@@ -23,7 +23,7 @@ from svrecon.renderers import (
     sh_shading,
 )
 
-from .helpers import random_intrinsics, random_pose
+from .helpers import random_rays
 from .reference.analytic import (
     as_field,
     box_sdf,
@@ -41,13 +41,6 @@ SHAPES = {
     "box": (box_sdf, ray_box, 0.75),
     "plane": (plane_sdf, None, 1.0),
 }
-
-
-def random_rays(batch=3, size=64, seed=0, radius=1.0, dtype=torch.float32):
-    pose = random_pose(batch, seed=seed, dtype=dtype)
-    focal, principal, _ = random_intrinsics(batch, seed=seed, dtype=dtype, size=(size, size))
-    rays = PerspectiveCamera(focal, principal, pose).rays(size, size)
-    return rays.intersect_sphere(radius)[0]
 
 
 def reference_hits(name, rays):
