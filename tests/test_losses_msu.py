@@ -75,6 +75,32 @@ def test_pretraining_losses_hand_values():
         occupancy_pretraining_losses(occ, occ_t, albedo=albedo)
 
 
+def test_pretraining_albedo_over_the_occupied_points_only():
+    occ = torch.tensor([[0.9, 0.1], [0.2, 0.3]], dtype=f64)
+    occ_t = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=f64)
+    albedo = torch.zeros(2, 2, 3, dtype=f64, requires_grad=True)
+    # The empty voxel's colour is NaN: a masked term must never read it.
+    albedo_t = torch.tensor([[[0.5, 0.5, 0.5], [math.nan] * 3], [[0.1] * 3, [0.2] * 3]], dtype=f64)
+    mask = occ_t > 0.5
+    out = occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, albedo_mask=mask)
+    # Per shape: 3 x 0.25 over its one occupied point, and 0 for the empty second
+    # shape; averaged over the batch of 2.
+    assert out["albedo"].item() == pytest.approx(0.75 / 2)
+    out["albedo"].backward()
+    assert torch.isfinite(albedo.grad).all() and albedo.grad[0, 1].eq(0).all()
+    assert albedo.grad[1].eq(0).all()
+    means = occupancy_pretraining_losses(
+        occ, occ_t, albedo, albedo_t, reduction="mean", albedo_mask=mask
+    )
+    assert means["albedo"].item() == pytest.approx(0.25)  # over 1 point x 3 channels
+    none = occupancy_pretraining_losses(
+        occ, occ_t, albedo, albedo_t, reduction="mean", albedo_mask=torch.zeros_like(mask)
+    )
+    assert none["albedo"].item() == 0
+    with pytest.raises(ValueError, match="albedo_mask"):
+        occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, albedo_mask=mask[:, :1])
+
+
 def naive_albedo_constancy(albedo, image, mask, alpha=15.0, p=0.8, chroma="sum", reduce="sum"):
     """Sum over pixels j and their in-image 4-neighbours t, both in the mask, per image
     and averaged over the batch (``reduce="mean"``: divided by the count instead)."""

@@ -87,19 +87,29 @@ def occupancy_pretraining_losses(
     class_logits: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
     reduction: str = "sum",
+    albedo_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """MSU's 3D pretraining objective ``L_S + L_A + L_C`` (Eq. 8), term by term.
 
     - ``occupancy``: MSE of occupancy ``[B, N]`` against ``occupancy_target`` ``[B, N]``.
     - ``albedo``: MSE of albedo ``[B, N, 3]`` against ``albedo_target`` (the voxel
-      colours at the same points; the paper sums over all ``K`` points).
+      colours at the same points), over the points of ``albedo_mask`` ``[B, N]`` bool
+      (``None``: all ``K``). An empty voxel has no colour (the coloured voxel MSU's
+      ``E'`` reads is 0 there), so MSU passes the occupied points.
     - ``category``: cross-entropy of ``class_logits`` ``[B, C]`` against ``labels`` ``[B]``.
 
-    ``reduction="sum"``: the paper's sums over the ``K`` points of a shape (squared
-    error summed over the colour channels too), averaged over the batch;
-    ``"mean"``: means over points (and channels), so the weights do not depend on
-    ``K``. The cross-entropy is a mean over the batch either way. Terms whose inputs
-    are ``None`` are left out of the returned dict.
+    ``reduction="sum"``: the paper's sums over the points of a shape (squared error
+    summed over the colour channels too), averaged over the batch; ``"mean"``: means
+    over points (and channels), so the weights do not depend on ``K``. The
+    cross-entropy is a mean over the batch either way. Terms whose inputs are ``None``
+    are left out of the returned dict; a mask with no point gives an albedo term of 0
+    with zero gradients.
+
+    Example:
+        >>> occ = torch.tensor([[0.8, 0.1]])
+        >>> terms = occupancy_pretraining_losses(occ, torch.tensor([[1.0, 0.0]]))
+        >>> round(terms["occupancy"].item(), 4)  # 0.2^2 + 0.1^2
+        0.05
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
@@ -116,7 +126,18 @@ def occupancy_pretraining_losses(
     if albedo is not None:
         check_shape("albedo", albedo, ("B", "N", 3), dims)
         check_shape("albedo_target", albedo_target, ("B", "N", 3), dims)
-        out["albedo"] = squared(albedo, albedo_target)
+        if albedo_mask is None:
+            out["albedo"] = squared(albedo, albedo_target)
+        else:
+            check_shape("albedo_mask", albedo_mask, ("B", "N"), dims)
+            # where(), not a product: a non-finite colour outside the mask is never read
+            difference = albedo - albedo_target.to(albedo.dtype)
+            error = torch.where(albedo_mask[..., None], difference, 0.0) ** 2
+            if reduction == "sum":
+                out["albedo"] = mean_or_zero(error.flatten(1).sum(1))
+            else:
+                count = albedo_mask.sum() * 3
+                out["albedo"] = error.sum() / count.clamp_min(1).to(error.dtype)
     if (class_logits is None) != (labels is None):
         raise ValueError("class_logits, labels: pass both or neither")
     if class_logits is not None:

@@ -60,13 +60,17 @@ __all__ = [
 ]
 
 #: The loss weights of every stage (each stage computes only its own terms). The paper
-#: gives none of its lambdas; these are svrecon's choices (docs/papers/msu.md).
+#: gives none of its lambdas; these are svrecon's choices (docs/papers/msu.md). Eq. 8's
+#: occupancy and albedo terms are sums over the ``K`` points (hundreds at the start);
+#: beside them a cross-entropy of weight 1 is a thousandth of the gradient ``E'``
+#: gets, and its category code learned nothing in 600 steps (chance accuracy): hence
+#: ``category`` 100.
 #: Stage 1 (Eq. 8): ``occupancy``, ``albedo``, ``category``. Stage 2 (L_2): ``image``
 #: (Eq. 6), ``code_category`` / ``code_shape`` / ``code_albedo`` (squared distances to
 #: ``E'``'s codes), ``camera`` (standardised projection matrix), ``lighting``. Stage 3
 #: (Eq. 4): ``image``, ``silhouette`` (Eq. 5), ``feature_consistency`` (Eq. 7),
 #: ``albedo_constancy``, ``white_shading``.
-MSU_WEIGHTS = {"occupancy": 1.0, "albedo": 1.0, "category": 1.0,
+MSU_WEIGHTS = {"occupancy": 1.0, "albedo": 1.0, "category": 100.0,
                "image": 1.0, "code_category": 1.0, "code_shape": 1.0, "code_albedo": 1.0,
                "camera": 1.0, "lighting": 1.0,
                "silhouette": 1.0, "feature_consistency": 0.1, "albedo_constancy": 1e-3,
@@ -423,8 +427,9 @@ class MSU(ReconstructionModel):
             )
 
     def _decoder_terms(self, batch):
-        """Eq. 8 on the coloured voxels: occupancy and albedo MSE summed over the ``K``
-        points, cross-entropy of the category classifier."""
+        """Eq. 8 on the coloured voxels: occupancy MSE summed over the ``K`` points,
+        albedo MSE over the occupied ones among them, cross-entropy of the category
+        classifier."""
         self._need(batch, "voxels", "voxel_points", "voxel_occupancy", "voxel_albedo")
         codes = self.encode_voxels(batch["voxels"])
         out = self.field_of(codes)(batch["voxel_points"])
@@ -432,6 +437,7 @@ class MSU(ReconstructionModel):
         return occupancy_pretraining_losses(
             out.occupancy, batch["voxel_occupancy"], out.albedo, batch["voxel_albedo"],
             logits, None if logits is None else batch["label"], reduction="sum",
+            albedo_mask=batch["voxel_occupancy"] > 0.5,
         )  # fmt: skip
 
     def _encoder_terms(self, batch):
