@@ -82,6 +82,8 @@ def run_stages(args, out: Path, kwargs: dict) -> Path:
     for name, stage, options, steps, lr in SCHEDULE:
         if stage == "finetune" and args.config == "no_finetune":
             continue
+        if stage == "decoders" and args.inside_fraction is not None:
+            options = {**options, "inside_fraction": args.inside_fraction}
         steps = max(1, round(args.stage_steps.get(name, steps) * scale))
         lr = args.stage_lr.get(name, lr)
         run = out / name
@@ -174,25 +176,32 @@ def run_train(args) -> None:
         print(f"weights: {export_weights(last, args.export)}")
     result = {"config": args.config, "seed": args.seed, "steps_scale": args.steps_scale,
               "stage_steps": args.stage_steps, "stage_lr": args.stage_lr,
+              "inside_fraction": args.inside_fraction,
               "checkpoint": str(last), **score(load_model(last), args.data)}  # fmt: skip
     (out / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 
 @torch.no_grad()
-def diagnose(model, data_root: str, items: int = 24, resolution: int = 32) -> dict:
-    """What each stage learned, on the first ``items`` test shapes: voxel IoU and albedo
-    L1 (inside) at every voxel of a ``resolution^3`` grid, decoded from ``E'``'s codes
-    of the voxels and from the image encoder's codes of the image; the share of the
-    predicted surface voxels each branch holds; and the estimated camera against the
-    true one (viewing-direction error in degrees, distance to the origin)."""
+def diagnose(
+    model, data_root: str, items: int = 24, resolution: int = 32, chamfer_items: int = 0
+) -> dict:
+    """What each stage learned, on ``items`` test shapes (their first views): voxel
+    IoU and albedo L1 (on the voxels occupied in both) at every voxel of a
+    ``resolution^3`` grid, decoded from ``E'``'s codes of the voxels and from the image
+    encoder's codes of the image; the share of the predicted surface voxels each branch
+    holds; and the estimated camera against the true one (viewing-direction error in
+    degrees, overall and per category; distance to the origin). With
+    ``chamfer_items``: the ``msu`` protocol's Chamfer of the first of them decoded from
+    either code."""
     from svrecon.data import ProceduralDataset, WithColouredVoxels
 
     model.eval()
     test_set = WithColouredVoxels(
         ProceduralDataset(data_root, "test"), resolution=resolution, num_points=None
     )
-    batch = torch.utils.data.default_collate([test_set[i] for i in range(items)])
+    chosen = test_set.evaluation_indices()  # one view per shape, categories in turn
+    batch = torch.utils.data.default_collate([test_set[i] for i in chosen[:items]])
     occupied = batch["voxel_occupancy"] > 0.5
     image_codes = model.encode(batch["image"])[0]
     out = {}
@@ -206,14 +215,35 @@ def diagnose(model, data_root: str, items: int = 24, resolution: int = 32) -> di
         out[name] = {
             "voxel_iou": iou.mean().item(),
             "predicted_share": pred.float().mean().item(),
-            "albedo_l1_inside": albedo[occupied].mean().item(),
+            "albedo_l1_inside": albedo[occupied & pred].mean().item(),
             "branch_share": [round(v, 3) for v in (share / share.sum().clamp_min(1)).tolist()],
         }
     out["true_share"] = occupied.float().mean().item()
+    if chamfer_items:  # the msu protocol's Chamfer of E''s shapes: what stage 2 can reach
+        from svrecon.engine import evaluate_dataset
+        from svrecon.engine.evaluation import Prediction
+
+        def from_voxels(item):
+            codes = model.encode_voxels(item["voxels"][None])
+            return Prediction(model.field_of(codes), level=model.surface_level)
+
+        indices = chosen[:chamfer_items]
+        out["voxel_codes_chamfer"] = evaluate_dataset(
+            test_set, "msu", predict=from_voxels, indices=indices
+        ).summary["chamfer"]
+        out["image_codes_chamfer"] = evaluate_dataset(
+            test_set, "msu", model=model, indices=indices
+        ).summary["chamfer"]
     estimated = image_codes["camera"].camera_center
     true = -(batch["pose"][..., :3].transpose(1, 2) @ batch["pose"][..., 3:])[..., 0]
     cosine = torch.nn.functional.cosine_similarity(estimated, true, dim=-1)
-    out["camera_direction_error_deg"] = torch.rad2deg(cosine.clamp(-1, 1).acos()).median().item()
+    error = torch.rad2deg(cosine.clamp(-1, 1).acos())
+    out["camera_direction_error_deg"] = error.median().item()
+    names = test_set.categories if hasattr(test_set, "categories") else None
+    out["camera_direction_error_deg_per_category"] = {
+        (names[c] if names else str(c)): round(error[batch["label"] == c].median().item(), 1)
+        for c in batch["label"].unique().tolist()
+    }
     out["camera_distance_median"] = estimated.norm(dim=-1).median().item()
     out["true_distance_median"] = true.norm(dim=-1).median().item()
     return out
@@ -223,7 +253,8 @@ def run_diagnose(args) -> None:
     from svrecon.engine import load_model
 
     model = load_model(args.checkpoint)
-    print(json.dumps(diagnose(model, args.data, args.items, args.resolution), indent=1))
+    report = diagnose(model, args.data, args.items, args.resolution, args.chamfer_items)
+    print(json.dumps(report, indent=1))
 
 
 def run_table(args) -> None:
@@ -294,6 +325,8 @@ def main() -> None:
         metavar="RUN=LR,...",
         help="learning rates of named runs, e.g. image_encoder=1e-3",
     )
+    t.add_argument("--inside-fraction", type=float, default=None,
+                   help="occupied share of stage 1's samples (default 0.5)")  # fmt: skip
     t.add_argument("--data", default=".cache/procedural")
     t.add_argument("--out", default=None, help="default: runs/msu_ablation")
     t.add_argument("--export", help="also write the last stage's weights here (as shipped)")
@@ -309,6 +342,8 @@ def main() -> None:
     d.add_argument("--data", default=".cache/procedural")
     d.add_argument("--items", type=int, default=24)
     d.add_argument("--resolution", type=int, default=32)
+    d.add_argument("--chamfer-items", type=int, default=0,
+                   help="also the msu protocol's Chamfer of the first N items")  # fmt: skip
     d.set_defaults(run=run_diagnose)
     args = parser.parse_args()
     if args.run is run_train and not args.steps_scale > 0:
