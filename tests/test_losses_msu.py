@@ -252,6 +252,32 @@ def test_feature_consistency_gradient_and_degenerate_items():
     assert feature_consistency_loss(single, valid=valid).item() == 0
 
 
+def test_invalid_points_and_non_finite_items_never_reach_the_gradient():
+    # MSU stage 3 stopped on a NaN gradient with a finite loss: a boundary point at
+    # the regressed camera's plane sampled a NaN feature; masked out by `valid`, it
+    # still poisoned the backward (NaN * 0). The mask must keep it out of both.
+    g = torch.Generator().manual_seed(5)
+    feats = torch.randn(3, 8, 4, generator=g, dtype=f64)
+    valid = torch.ones(3, 8, dtype=torch.bool)
+    poisoned = feats.clone()
+    poisoned[0, 3] = math.nan
+    valid[0, 3] = False
+    x = poisoned.clone().requires_grad_()
+    vectors, defined = largest_eigenvector(x, valid)
+    assert defined.all()
+    clean, _ = largest_eigenvector(feats[[0]][:, [0, 1, 2, 4, 5, 6, 7]])
+    assert torch.allclose(vectors[0].abs(), clean[0].abs())
+    loss = feature_consistency_loss(x, valid=valid)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+    assert (x.grad[0, 3] == 0).all()
+    # A non-finite feature at a valid point propagates (eigh would refuse it).
+    poisoned[1, 2] = math.inf
+    vectors, defined = largest_eigenvector(poisoned, valid)
+    assert defined.all() and vectors[1].isnan().all() and torch.isfinite(vectors[[0, 2]]).all()
+    assert feature_consistency_loss(poisoned, valid=valid).isnan()
+
+
 def test_pretraining_losses_batch_mean_and_gradients():
     g = torch.Generator().manual_seed(3)
     occ = torch.rand(2, 5, generator=g, dtype=f64, requires_grad=True)

@@ -253,6 +253,24 @@ def _check_gradients(params, model: nn.Module | None, where: str) -> None:
     )
 
 
+def _terms_with_bad_gradients(wrapped, batch, params) -> str:
+    """Which loss terms have non-finite gradients: the batch's losses computed again
+    (nothing was stepped, so the model is the one that failed) and each term
+    differentiated alone. Runs only after a failure, never on the hot path."""
+    params = [p for p in params if p.requires_grad]
+    losses = wrapped(batch)
+    bad = []
+    for name, term in losses.items():
+        if name == "total" or not term.requires_grad:
+            continue
+        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        if any(g is not None and not bool(torch.isfinite(g).all()) for g in grads):
+            bad.append(name)
+    if not bad:
+        return "no single term's gradient is non-finite when the step is computed again"
+    return f"the terms with non-finite gradients: {', '.join(bad)}"
+
+
 def _step(name, loss, optimizers, clipping, step: int, world: int, model=None) -> None:
     """Backward ``loss`` and step optimizer ``name`` (its gradients averaged over the
     ranks by hand when there are several; clipped as its group says); non-finite
@@ -279,7 +297,13 @@ def generator_step(model, wrapped, optimizers, clipping, batch, step: int, world
     try:
         losses = wrapped(batch)
         _check_finite(losses, f"step {step + 1}")
-        _step("model", losses["total"], optimizers, clipping, step, world, model)
+        try:
+            _step("model", losses["total"], optimizers, clipping, step, world, model)
+        except NonFiniteLossError as error:
+            params = [p for g in optimizers["model"].param_groups for p in g["params"]]
+            raise NonFiniteLossError(
+                f"{error}; {_terms_with_bad_gradients(wrapped, batch, params)}"
+            ) from None
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -73,9 +73,11 @@ def largest_eigenvector(
     ``None``). Returns ``(vectors [B, D], defined [B])``. The direction is undefined when
     the top eigenvalue is zero or repeated (relative gap below ``rel_gap``, e.g. fewer
     than two distinct points); such items get a zero vector, ``defined=False`` and no
-    gradient. The sign of an eigenvector is arbitrary. The gradient is the exact first
-    derivative (finite with fewer points than dimensions, where the covariance has
-    repeated zero eigenvalues); second derivatives are not provided.
+    gradient. Invalid points are never read (a NaN there changes nothing); a
+    non-finite valid feature makes its item's vector NaN (``defined=True``). The sign
+    of an eigenvector is arbitrary. The gradient is the exact first derivative (finite
+    with fewer points than dimensions, where the covariance has repeated zero
+    eigenvalues); second derivatives are not provided.
     """
     dims = check_shape("features", features, ("B", "q", "D"))
     if valid is None:
@@ -83,10 +85,16 @@ def largest_eigenvector(
     check_shape("valid", valid, ("B", "q"), dims)
     w = valid.to(features.dtype)[..., None]
     count = w.sum(1, keepdim=True).clamp_min(1)
-    centred = (features - (features * w).sum(1, keepdim=True) / count) * w
+    # where(), not a product: an invalid point's feature (e.g. NaN, projected from
+    # behind the camera) is never read, so neither the value nor the gradient sees it.
+    kept = torch.where(valid[..., None], features, 0.0)
+    centred = torch.where(valid[..., None], kept - kept.sum(1, keepdim=True) / count, 0.0)
     cov = centred.transpose(1, 2) @ centred
     with torch.no_grad():
-        values, basis = torch.linalg.eigh(cov)
+        # eigh refuses a non-finite matrix; such an item's vector is NaN instead, so a
+        # NaN among the valid features propagates as in torch (and is not skipped).
+        finite = torch.isfinite(cov).all(-1).all(-1)
+        values, basis = torch.linalg.eigh(torch.where(finite[:, None, None], cov, 0.0))
         top = values[:, -1]
         second = values[:, -2] if dims["D"] > 1 else torch.zeros_like(top)
         scale = values.abs().amax(-1)
@@ -101,9 +109,15 @@ def largest_eigenvector(
         inverse = torch.where(gaps > rel_gap * scale[:, None], 1.0 / gaps.clamp_min(1e-300), 0.0)
         inverse[:, -1] = 0.0
         pseudo = (basis * inverse[:, None, :]) @ basis.transpose(1, 2)
+        # An undefined item (no gap, or a non-finite covariance whose eigh is NaN)
+        # takes no part in the gradient: its factors are zeroed, not multiplied by 0.
+        pseudo = torch.where(defined[:, None, None], pseudo, 0.0)
+        vector = torch.where(defined[:, None], vector, 0.0)
     delta = (cov - cov.detach()) @ vector[..., None]
     vectors = vector + (pseudo @ delta)[..., 0]  # the value of v, the gradient of dv
-    return torch.where(defined[:, None], vectors, 0.0), defined
+    vectors = torch.where(defined[:, None], vectors, 0.0)
+    vectors = torch.where(finite[:, None], vectors, torch.nan)
+    return vectors, defined | ~finite
 
 
 def feature_consistency_loss(

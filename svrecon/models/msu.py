@@ -510,6 +510,13 @@ class MSU(ReconstructionModel):
                 centres, occupied, out.branch_index.view(b, r, r, r), self.boundary_points
             )
         camera: ProjectionMatrixCamera = codes["camera"]
+        with torch.no_grad():
+            # A regressed camera can sit among the points: those at or behind its
+            # image plane are left out, and projected from one unit in front of it
+            # instead (their depth would divide by ~0 in value and gradient).
+            valid = valid & (camera.depth(points) > 1e-2)
+            in_front = (camera.camera_center + camera.P[:, 2, :3])[:, None]
+            points = torch.where(valid[..., None], points, in_front)
         features = sample_features(maps, points, camera, image_size, mode="normalized")
         return feature_consistency_loss(features, labels, valid)
 
