@@ -140,7 +140,7 @@ def _config(root, out, stage, **kw):
 
 
 @pytest.mark.slow
-def test_stages_chain_through_the_engine_and_resume_bit_exact(tiny_procedural, tmp_path):
+def test_stages_chain_through_the_engine_and_resume_bit_exact(tiny_procedural, tmp_path, capsys):
     voxels = {"resolution": 8}
     whole = _config(tiny_procedural, tmp_path / "s1", "decoders", stage_options=voxels)
     train(whole, progress=False)
@@ -179,6 +179,14 @@ def test_stages_chain_through_the_engine_and_resume_bit_exact(tiny_procedural, t
     other.model_kwargs = {**TINY, "num_branches": 5}
     with pytest.raises(ValueError, match="init_from"):
         train(other, progress=False)
+    # settings that change no weight may differ (an ablation's loss weights or search),
+    # and are named
+    ablation = dataclasses.replace(
+        other, model_kwargs={**TINY, "search": "linear", "loss_weights": {"silhouette": 0.5}},
+        iterations=1, out_dir=str(tmp_path / "y"),
+    )  # fmt: skip
+    train(ablation, progress=False)
+    assert "settings that differ from its run: loss_weights, search" in capsys.readouterr().out
 
 
 def _sphere_codes(model, b, radius=0.3):

@@ -194,6 +194,25 @@ def _check_same_model(state: dict, config: TrainConfig, model, path, what: str) 
         )
 
 
+def _init_from(model: ReconstructionModel, config: TrainConfig) -> None:
+    """Start from another run's weights (a previous stage's): the same model whose
+    weights load as they are. Settings that change no weight may differ (a stage-3
+    ablation's loss weights, the search of a linear-search run sharing stage 1); they
+    are named, since buffers (a camera prior) come from the checkpoint."""
+    path = config.init_from
+    state = load_checkpoint(path)
+    if state["model"] != config.model:
+        raise ValueError(f"init_from: {path} holds a {state['model']} run, not {config.model}")
+    try:
+        load_weights(model, state, path)
+    except ValueError as exc:
+        raise ValueError(f"init_from: {exc}") from None
+    mine, saved = to_builtin(model.config), state["model_config"]
+    changed = sorted(k for k in set(mine) | set(saved) if mine.get(k) != saved.get(k))
+    if changed:
+        print(f"init_from: {path}; settings that differ from its run: {', '.join(changed)}")
+
+
 def _check_resume(state: dict, config: TrainConfig, model: ReconstructionModel, path) -> None:
     saved = state.get("train_config")
     _check_same_model(state, config, model, path, "resume")
@@ -393,9 +412,7 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
     elif config.init_from is not None:
-        state = load_checkpoint(config.init_from)
-        _check_same_model(state, config, model, config.init_from, "init_from")
-        load_weights(model, state, config.init_from)
+        _init_from(model, config)
 
     if train_set is None:
         from ..data import ProceduralDataset
