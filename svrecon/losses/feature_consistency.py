@@ -94,7 +94,14 @@ def largest_eigenvector(
         # eigh refuses a non-finite matrix; such an item's vector is NaN instead, so a
         # NaN among the valid features propagates as in torch (and is not skipped).
         finite = torch.isfinite(cov).all(-1).all(-1)
-        values, basis = torch.linalg.eigh(torch.where(finite[:, None, None], cov, 0.0))
+        # Scaled to unit size and solved in float64: LAPACK's float32 eigh failed to
+        # converge on an ill-conditioned covariance in MSU training. Vectors are the
+        # same; values are scaled back.
+        size = cov.abs().amax((-1, -2), keepdim=True)
+        size = torch.where(finite[:, None, None] & (size > 0), size, 1.0)
+        unit = torch.where(finite[:, None, None], cov / size, 0.0).double()
+        values, basis = torch.linalg.eigh(unit)
+        values, basis = (values * size[..., 0].double()).to(cov.dtype), basis.to(cov.dtype)
         top = values[:, -1]
         second = values[:, -2] if dims["D"] > 1 else torch.zeros_like(top)
         scale = values.abs().amax(-1)
