@@ -210,7 +210,7 @@ def test_demo_runs_with_the_shipped_checkpoints(tmp_path):
     from svrecon.engine import shipped_checkpoint
     from svrecon.engine.demo import run_demo
 
-    models = ("disn", "sdf_srn", "cat3d")
+    models = ("disn", "sdf_srn", "cat3d", "msu")
     assert all(shipped_checkpoint(m).stat().st_size < 20e6 for m in models)
     results = run_demo(tmp_path, shapes=2)
     for name in models:

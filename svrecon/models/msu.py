@@ -551,6 +551,9 @@ register_model(
             "paper": {},
         },
         protocol="msu",
+        # stages 1-2 of the CPU schedule (benchmarks/msu_results.py): the paper's own
+        # synthetic-image results are without step 3 as well
+        checkpoint="msu_procedural.pt",
         summary="MSU joint occupancy field (Liu et al.): category, shape, albedo, lighting "
         "and projection matrix from one image; branched occupancy, linear-binary search, "
         "SH shading; three training stages",
