@@ -8,6 +8,7 @@ bands, and the render time per image.
     python benchmarks/msu_results.py train --config full --seed 0
     python benchmarks/msu_results.py table runs/msu_ablation      # mean +- std
     python benchmarks/msu_results.py diagnose runs/msu_ablation/full_seed0/decoders32/checkpoint.pt
+    python benchmarks/msu_results.py searches svrecon/checkpoints/msu_procedural.pt
     python benchmarks/msu_results.py train --out runs/msu \
         --export svrecon/checkpoints/msu_procedural.pt
 
@@ -257,6 +258,73 @@ def run_diagnose(args) -> None:
     print(json.dumps(report, indent=1))
 
 
+@torch.no_grad()
+def search_comparison(model, data_root: str, samples: int, items: int) -> dict:
+    """The trained model rendered with either search at the same sample count (the
+    paper's ablation at inference; not a model trained with each): per search, PSNR of
+    the render, IoU of its hit mask against a dense reference search's (512 samples,
+    12 refinements) and against the true mask, the mean distance error on rays both
+    hit, and the seconds per image (64 x 64 rays). One image at a time."""
+    from svrecon.data import ProceduralDataset
+    from svrecon.metrics import psnr
+    from svrecon.renderers import LinearBinarySearch, LinearSearch
+
+    model.eval()
+    test_set = ProceduralDataset(data_root, "test")
+    level = model.surface_level
+    refine = getattr(model.search, "num_refine", 8)
+    searches = {"linear_binary": LinearBinarySearch(samples, refine, level=level),
+                "linear": LinearSearch(samples, level=level)}  # fmt: skip
+    reference = LinearBinarySearch(512, 12, level=level)
+    rows = {name: [] for name in searches}
+    saved = model.search
+
+    def iou(a, b):
+        return ((a & b).sum() / (a | b).sum().clamp_min(1)).item()
+
+    try:
+        for i in test_set.evaluation_indices()[:items]:
+            item = test_set[i]
+            image, truth = item["image"][None], item["mask"].flatten()[None].bool()
+            size = image.shape[-1]
+            codes, _ = model.encode(image)
+            field = model.field_of(codes)
+            pixels = model.render_pixels(size, (size, size), codes["shape"])[None]
+            rays, _ = codes["camera"].rays_at(pixels).intersect_sphere(model.bounding_radius)
+            dense = reference(field, rays, normals=False)
+            for name, search in searches.items():
+                model.search = search
+                began = time.perf_counter()
+                render = model.render_codes(codes, (size, size), size)
+                seconds = time.perf_counter() - began
+                hits = search(field, rays, normals=False)
+                both = hits.mask & dense.mask
+                error = (hits.distance - dense.distance).abs()[both]
+                rows[name].append((
+                    psnr(render.image("rgb"), image).item(), iou(hits.mask, dense.mask),
+                    iou(hits.mask, truth), error.mean().item() if error.numel() else math.nan,
+                    seconds,
+                ))  # fmt: skip
+    finally:
+        model.search = saved
+    keys = ("psnr", "mask_iou_vs_reference", "mask_iou_vs_truth", "distance_error",
+            "seconds_per_image")  # fmt: skip
+    out = {}
+    for name, values in rows.items():
+        columns = list(zip(*values, strict=True))
+        out[name] = {k: statistics.mean(v for v in col if math.isfinite(v))
+                     for k, col in zip(keys, columns, strict=True)}  # fmt: skip
+    return {"samples": samples, "items": len(rows["linear"]), **out}
+
+
+def run_searches(args) -> None:
+    from svrecon.engine import load_model
+
+    model = load_model(args.checkpoint)
+    report = search_comparison(model, args.data, args.samples, args.items)
+    print(json.dumps(report, indent=1))
+
+
 def run_table(args) -> None:
     rows = [json.loads(p.read_text()) for p in sorted(Path(args.root).glob("*/result.json"))]
     if not rows:
@@ -345,6 +413,12 @@ def main() -> None:
     d.add_argument("--chamfer-items", type=int, default=0,
                    help="also the msu protocol's Chamfer of the first N items")  # fmt: skip
     d.set_defaults(run=run_diagnose)
+    c = sub.add_parser("searches", help="linear vs linear-binary search on a trained model")
+    c.add_argument("checkpoint")
+    c.add_argument("--data", default=".cache/procedural")
+    c.add_argument("--samples", type=int, default=32)
+    c.add_argument("--items", type=int, default=48)
+    c.set_defaults(run=run_searches)
     args = parser.parse_args()
     if args.run is run_train and not args.steps_scale > 0:
         parser.error(f"--steps-scale: expected > 0, got {args.steps_scale}")
