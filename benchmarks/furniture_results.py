@@ -59,11 +59,13 @@ def run_table(args) -> None:
             for name, spec in MODELS.items() if spec.checkpoint_path() is not None]  # fmt: skip
     runs += [(f"{p.parent.name} (furniture)", p, True)
              for p in sorted(Path(args.out).glob("*/checkpoint.pt"))]  # fmt: skip
+    previous = Path(args.out) / "table.json"
     if args.only:
-        rows = json.loads((Path(args.out) / "table.json").read_text())
         runs = [r for r in runs if r[0].split(",")[0] in args.only]
         if not runs:
             raise SystemExit(f"--only: no shipped checkpoint among {args.only}")
+    if args.only and previous.exists():  # the other rows as the last full table had them
+        rows = json.loads(previous.read_text())
     else:
         radius = fit_sphere_baseline(train_set)
         rows = {f"fitted sphere (r = {radius:.2f})": evaluate_dataset(
@@ -108,7 +110,7 @@ def main() -> None:
     s.add_argument("--pictures", help="folder for the preview panels")
     s.add_argument("--only", nargs="+", metavar="MODEL",
                    help="score only these shipped models; the other rows are read from "
-                   "the previous table.json")  # fmt: skip
+                   "the previous table.json (without one: beside the sphere alone)")  # fmt: skip
     for p in (t, s):
         p.add_argument("--data", default=DATA)
         p.add_argument("--out", default="runs/furniture")
