@@ -319,6 +319,8 @@ def generator_step(model, wrapped, optimizers, clipping, batch, step: int, world
         try:
             _step("model", losses["total"], optimizers, clipping, step, world, model)
         except NonFiniteLossError as error:
+            if world > 1:  # a second forward on one rank would wait for the others
+                raise
             params = [p for g in optimizers["model"].param_groups for p in g["params"]]
             raise NonFiniteLossError(
                 f"{error}; {_terms_with_bad_gradients(wrapped, batch, params)}"
