@@ -99,6 +99,8 @@ def test_pretraining_albedo_over_the_occupied_points_only():
     assert none["albedo"].item() == 0
     with pytest.raises(ValueError, match="albedo_mask"):
         occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, albedo_mask=mask[:, :1])
+    with pytest.raises(ValueError, match="albedo_mask: expected a bool"):
+        occupancy_pretraining_losses(occ, occ_t, albedo, albedo_t, albedo_mask=occ_t)
 
 
 def naive_albedo_constancy(albedo, image, mask, alpha=15.0, p=0.8, chroma="sum", reduce="sum"):

@@ -130,6 +130,8 @@ def occupancy_pretraining_losses(
             out["albedo"] = squared(albedo, albedo_target)
         else:
             check_shape("albedo_mask", albedo_mask, ("B", "N"), dims)
+            if albedo_mask.dtype != torch.bool:
+                raise ValueError(f"albedo_mask: expected a bool tensor, got {albedo_mask.dtype}")
             # where(), not a product: a non-finite colour outside the mask is never read
             difference = albedo - albedo_target.to(albedo.dtype)
             error = torch.where(albedo_mask[..., None], difference, 0.0) ** 2
