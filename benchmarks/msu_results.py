@@ -240,9 +240,9 @@ def diagnose(
     cosine = torch.nn.functional.cosine_similarity(estimated, true, dim=-1)
     error = torch.rad2deg(cosine.clamp(-1, 1).acos())
     out["camera_direction_error_deg"] = error.median().item()
-    names = test_set.categories if hasattr(test_set, "categories") else None
+    names = test_set.categories
     out["camera_direction_error_deg_per_category"] = {
-        (names[c] if names else str(c)): round(error[batch["label"] == c].median().item(), 1)
+        names[c]: round(error[batch["label"] == c].median().item(), 1)
         for c in batch["label"].unique().tolist()
     }
     out["camera_distance_median"] = estimated.norm(dim=-1).median().item()
@@ -395,19 +395,16 @@ def main() -> None:
     )
     t.add_argument("--inside-fraction", type=float, default=None,
                    help="occupied share of stage 1's samples (default 0.5)")  # fmt: skip
-    t.add_argument("--data", default=".cache/procedural")
     t.add_argument("--out", default=None, help="default: runs/msu_ablation")
     t.add_argument("--export", help="also write the last stage's weights here (as shipped)")
     t.set_defaults(run=run_train)
     s = sub.add_parser("table")
     s.add_argument("root")
-    s.add_argument("--data", default=".cache/procedural")
     s.add_argument("--sphere-items", type=int, default=240,
                    help="fit the sphere on the first N training views")  # fmt: skip
     s.set_defaults(run=run_table)
     d = sub.add_parser("diagnose", help="what each stage learned (codes, branches, camera)")
     d.add_argument("checkpoint")
-    d.add_argument("--data", default=".cache/procedural")
     d.add_argument("--items", type=int, default=24)
     d.add_argument("--resolution", type=int, default=32)
     d.add_argument("--chamfer-items", type=int, default=0,
@@ -415,10 +412,11 @@ def main() -> None:
     d.set_defaults(run=run_diagnose)
     c = sub.add_parser("searches", help="linear vs linear-binary search on a trained model")
     c.add_argument("checkpoint")
-    c.add_argument("--data", default=".cache/procedural")
     c.add_argument("--samples", type=int, default=32)
     c.add_argument("--items", type=int, default=48)
     c.set_defaults(run=run_searches)
+    for command in (t, s, d, c):
+        command.add_argument("--data", default=".cache/procedural")
     args = parser.parse_args()
     if args.run is run_train and not args.steps_scale > 0:
         parser.error(f"--steps-scale: expected > 0, got {args.steps_scale}")
