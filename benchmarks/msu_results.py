@@ -3,12 +3,13 @@ seed through the engine, then score the model on the held-out shapes: Chamfer un
 the ``msu`` protocol (canonical frame; the camera is the model's own estimate) beside
 the fitted sphere, PSNR of its render of the input, the intrinsic decomposition
 against the generator's albedo and shading, part segmentation against the height
-bands, and the render time per image.
+bands (semantic parts, and primitives), and the render time per image.
 
     python benchmarks/msu_results.py train --config full --seed 0
     python benchmarks/msu_results.py table runs/msu_ablation      # mean +- std
     python benchmarks/msu_results.py diagnose runs/msu_ablation/full_seed0/decoders32/checkpoint.pt
-    python benchmarks/msu_results.py searches svrecon/checkpoints/msu_procedural.pt
+    python benchmarks/msu_results.py searches svrecon/checkpoints/msu_procedural.pt \
+        > runs/msu_ablation/searches_seed0.json   # read by `table` too
     python benchmarks/msu_results.py train --out runs/msu \
         --export svrecon/checkpoints/msu_procedural.pt
 
@@ -142,14 +143,13 @@ def score(model, data_root: str) -> dict:
     model.eval()
     test_set = ProceduralDataset(data_root, "test")
     report = evaluate_dataset(test_set, "msu", model=model, progress=True)
-    segmentation = evaluate_part_segmentation(test_set, model=model)
-    return {
-        **report.summary,
-        **intrinsic_scores(model, test_set),
-        "part_iou": segmentation.summary["iou"],
-        "height_bands_iou": segmentation.summary["height_bands"],
-        "part_iou_per_category": segmentation.per_category,
-    }
+    scores = {**report.summary, **intrinsic_scores(model, test_set)}
+    for parts, suffix in (("semantic", ""), ("primitive", "_primitive")):
+        segmentation = evaluate_part_segmentation(test_set, model=model, parts=parts)
+        scores[f"part_iou{suffix}"] = segmentation.summary["iou"]
+        scores[f"height_bands_iou{suffix}"] = segmentation.summary["height_bands"]
+        scores[f"part_iou{suffix}_per_category"] = segmentation.per_category
+    return scores
 
 
 def sphere_score(data_root: str, max_items: int | None) -> dict:
@@ -175,6 +175,8 @@ def run_train(args) -> None:
     last = run_stages(args, stages, kwargs)
     if args.export:
         print(f"weights: {export_weights(last, args.export)}")
+    if args.no_score:
+        return
     result = {"config": args.config, "seed": args.seed, "steps_scale": args.steps_scale,
               "stage_steps": args.stage_steps, "stage_lr": args.stage_lr,
               "inside_fraction": args.inside_fraction,
@@ -260,10 +262,13 @@ def run_diagnose(args) -> None:
 
 @torch.no_grad()
 def search_comparison(model, data_root: str, samples: int, items: int) -> dict:
-    """The trained model rendered with either search at the same sample count (the
-    paper's ablation at inference; not a model trained with each): per search, PSNR of
-    the render, IoU of its hit mask against a dense reference search's (512 samples,
-    12 refinements) and against the true mask, the mean distance error on rays both
+    """The trained model rendered with either search (the paper's ablation at
+    inference; not a model trained with each): linear-binary with ``samples`` and the
+    model's refinements, linear with ``samples`` (the same sample count) and linear
+    with ``samples`` plus the refinements (``linear_same_budget``: the same number of
+    field evaluations per ray, the paper's comparison). Per search: PSNR of the
+    render, IoU of its hit mask against a dense reference search's (512 samples, 12
+    refinements) and against the true mask, the mean distance error on rays both
     hit, and the seconds per image (64 x 64 rays). One image at a time."""
     from svrecon.data import ProceduralDataset
     from svrecon.metrics import psnr
@@ -274,7 +279,8 @@ def search_comparison(model, data_root: str, samples: int, items: int) -> dict:
     level = model.surface_level
     refine = getattr(model.search, "num_refine", 8)
     searches = {"linear_binary": LinearBinarySearch(samples, refine, level=level),
-                "linear": LinearSearch(samples, level=level)}  # fmt: skip
+                "linear": LinearSearch(samples, level=level),
+                "linear_same_budget": LinearSearch(samples + refine, level=level)}  # fmt: skip
     reference = LinearBinarySearch(512, 12, level=level)
     rows = {name: [] for name in searches}
     saved = model.search
@@ -334,7 +340,8 @@ def run_table(args) -> None:
         cached.write_text(json.dumps(sphere_score(args.data, args.sphere_items), indent=1))
     sphere = json.loads(cached.read_text())
     keys = [("chamfer", 4), ("fscore@0.0001", 3), ("psnr", 2), ("albedo_si_mse", 4),
-            ("shading_si_mse", 4), ("part_iou", 3), ("render_seconds_per_image", 3)]  # fmt: skip
+            ("shading_si_mse", 4), ("part_iou", 3), ("part_iou_primitive", 3),
+            ("render_seconds_per_image", 3)]  # fmt: skip
     print("| configuration | seeds | " + " | ".join(k for k, _ in keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for name in CONFIGS:
@@ -343,15 +350,32 @@ def run_table(args) -> None:
             continue
         cells = []
         for key, digits in keys:
-            values = [r[key] for r in mine]
+            values = [r[key] for r in mine if key in r]  # older results lack some keys
+            if not values:
+                cells.append("-")
+                continue
             spread = statistics.stdev(values) if len(values) > 1 else math.nan
             cells.append(f"{statistics.mean(values):.{digits}f} +- {spread:.{digits}f}")
         seeds = ",".join(str(r["seed"]) for r in mine)
         print(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
-    bands = statistics.mean(r["height_bands_iou"] for r in rows)
+    bands = [statistics.mean(r[k] for r in rows if k in r) if any(k in r for r in rows)
+             else math.nan for k in ("height_bands_iou", "height_bands_iou_primitive")]  # fmt: skip
     print(f"| fitted sphere (r {sphere['radius']:.2f}) | - | {sphere['chamfer']:.4f} | "
-          f"{sphere['fscore@0.0001']:.3f} | - | - | - | height bands {bands:.3f} "
-          "| - |")  # fmt: skip
+          f"{sphere['fscore@0.0001']:.3f} | - | - | - | height bands {bands[0]:.3f} "
+          f"| height bands {bands[1]:.3f} | - |")  # fmt: skip
+    searches = [json.loads(p.read_text()) for p in sorted(Path(args.root).glob("searches*.json"))]
+    if searches:  # `searches` reports of the seeds' models, saved as searches_seed<N>.json
+        keys = ("psnr", "mask_iou_vs_reference", "distance_error", "seconds_per_image")
+        print(f"\n| search ({len(searches)} models, {searches[0]['samples']} samples) | "
+              + " | ".join(keys) + " |")  # fmt: skip
+        print("|---|" + "---|" * len(keys))
+        for name in ("linear_binary", "linear", "linear_same_budget"):
+            cells = []
+            for key in keys:
+                values = [r[name][key] for r in searches if name in r]
+                spread = statistics.stdev(values) if len(values) > 1 else math.nan
+                cells.append(f"{statistics.mean(values):.4f} +- {spread:.4f}" if values else "-")
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def overrides(kind):
@@ -397,6 +421,8 @@ def main() -> None:
                    help="occupied share of stage 1's samples (default 0.5)")  # fmt: skip
     t.add_argument("--out", default=None, help="default: runs/msu_ablation")
     t.add_argument("--export", help="also write the last stage's weights here (as shipped)")
+    t.add_argument("--no-score", action="store_true",
+                   help="train only (score later by rerunning without it)")  # fmt: skip
     t.set_defaults(run=run_train)
     s = sub.add_parser("table")
     s.add_argument("root")

@@ -10,6 +10,7 @@ import torch
 
 from svrecon.data import (
     CATEGORIES,
+    SEMANTIC_PARTS,
     ProceduralDataset,
     camera_from_batch,
     generate_procedural_dataset,
@@ -123,6 +124,40 @@ def test_every_category_builds_and_fits_the_bounds():
     assert any(len(c) > 1 for c in counts.values())  # part counts vary
     with pytest.raises(ValueError, match="category"):
         make_shape("sofa", rng)
+
+
+#: What each category's generator builds, counted by hand from its description: the
+#: number of primitives of each semantic part (a set where the count varies).
+PART_COUNTS = {
+    "chair": {"seat": {1}, "back": {1}, "leg": {4}, "arm": {0, 2}},
+    "table": {"top": {1}, "leg": {2, 4}},
+    "airplane": {"body": {1}, "wing": {1}, "tail": {2}, "engine": {0, 2, 4}},
+    "car": {"body": {1}, "cabin": {1}, "wheel": {4}},
+    "lamp": {"base": {1}, "tube": {1, 2}, "shade": {1}},
+    "mug": {"body": {1, 2}, "handle": {1}},
+}
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_semantic_parts_group_the_repeated_primitives(category):
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        shape = make_shape(category, rng)
+        names = [p.name for p in shape.parts]
+        assert shape.semantic_parts == SEMANTIC_PARTS[category]
+        for part, allowed in PART_COUNTS[category].items():
+            assert names.count(part) in allowed, (part, names)
+        # a point at the centre of a primitive that no other one covers there gets
+        # that primitive's semantic part; the legs stand alone (a torus wheel's centre is
+        # its hole)
+        centres = torch.tensor(np.stack([p.translation for p in shape.parts])) * shape.scale
+        own = torch.tensor([SEMANTIC_PARTS[category].index(n) for n in names])
+        alone = shape.part_index(centres) == torch.arange(len(names))
+        assert all(alone[i] for i, n in enumerate(names) if n == "leg")
+        assert torch.equal(shape.semantic_index(centres)[alone], own[alone])
+    shape.parts[0].name = "propeller"
+    with pytest.raises(ValueError, match="propeller"):
+        shape.semantic_index(centres)
 
 
 def render_one(category, seed, size=64):

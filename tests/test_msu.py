@@ -270,14 +270,34 @@ def test_a_singular_regressed_camera_renders_finite_values(tiny_procedural):
 def test_part_segmentation_scores_truth_as_one_and_bands_by_the_parts(tiny_procedural):
     data = ProceduralDataset(tiny_procedural, "test")
 
-    def truth(item, points, data=data):
-        i = next(j for j in range(len(data)) if torch.equal(data[j]["image"], item["image"]))
-        return (data.part_shape(i).part_index(points) + 3) % 32  # any relabelling of the parts
+    def index_of(item):
+        return next(j for j in range(len(data)) if torch.equal(data[j]["image"], item["image"]))
 
-    report = evaluate_part_segmentation(data, predict=truth, num_labels=32)
+    def semantic(item, points):  # any relabelling of the semantic parts
+        return (data.part_shape(index_of(item)).semantic_index(points) + 3) % 32
+
+    def primitive(item, points):
+        return (data.part_shape(index_of(item)).part_index(points) + 5) % 32
+
+    report = evaluate_part_segmentation(data, predict=semantic, num_labels=32)
     assert report.summary["iou"] == pytest.approx(1.0)
     assert set(report.per_category) == set(data.categories)
     assert all(0 <= r["height_bands"] <= 1 for r in report.rows)
+    by_primitive = evaluate_part_segmentation(
+        data, predict=primitive, num_labels=32, parts="primitive"
+    )
+    assert by_primitive.summary["iou"] == pytest.approx(1.0)
+    # a chair's four legs are one semantic part: labelling each leg apart (or the
+    # legs as one) is right at one level only
+    for wrong in (
+        evaluate_part_segmentation(data, predict=primitive, num_labels=32),
+        evaluate_part_segmentation(data, predict=semantic, num_labels=32, parts="primitive"),
+    ):
+        assert wrong.per_category["chair"]["iou"] < 0.9
+    for row, other in zip(report.rows, by_primitive.rows, strict=True):
+        shape = data.part_shape(row["index"])
+        assert row["parts"] <= min(len(shape.semantic_parts), other["parts"])
+        assert other["parts"] <= len(shape.parts)
 
     # a single label scores 1 / parts at most on every item
     def one_label(item, points):
@@ -287,6 +307,8 @@ def test_part_segmentation_scores_truth_as_one_and_bands_by_the_parts(tiny_proce
     assert all(r["iou"] <= 1 / r["parts"] + 1e-9 for r in one.rows)
     with pytest.raises(ValueError, match="exactly one"):
         evaluate_part_segmentation(data)
+    with pytest.raises(ValueError, match="parts"):
+        evaluate_part_segmentation(data, predict=one_label, num_labels=1, parts="leg")
 
 
 def test_voxel_wrapper_is_what_stage_one_reads(tiny_procedural):

@@ -30,7 +30,7 @@ from .schema import (
     surface_points_of,
     validate_item,
 )
-from .shapes import CATEGORIES, Part, PartShape, make_shape, primitive_sdf
+from .shapes import CATEGORIES, SEMANTIC_PARTS, Part, PartShape, make_shape, primitive_sdf
 from .voxels import (
     VOXEL_KEYS,
     ColouredVoxels,
@@ -42,6 +42,7 @@ from .voxels import (
 __all__ = [
     "CAMERA_DISTANCE",
     "CATEGORIES",
+    "SEMANTIC_PARTS",
     "ColouredVoxels",
     "ITEM_SCHEMA",
     "DISNDataset",

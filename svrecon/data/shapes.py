@@ -19,9 +19,20 @@ import torch
 from ..checks import check_shape
 from ..fields import FieldOutput
 
-__all__ = ["CATEGORIES", "Part", "PartShape", "make_shape", "primitive_sdf"]
+__all__ = ["CATEGORIES", "SEMANTIC_PARTS", "Part", "PartShape", "make_shape", "primitive_sdf"]
 
 CATEGORIES = ("chair", "table", "airplane", "car", "lamp", "mug")
+#: The semantic parts of each category, as ShapeNet-part labels them (and BAE-NET and
+#: MSU's Tab. 4 score them): repeated primitives share a label (a chair's four legs
+#: are one part, ``leg``), so a co-segmentation is not asked to tell them apart.
+SEMANTIC_PARTS = {
+    "chair": ("seat", "back", "leg", "arm"),
+    "table": ("top", "leg"),
+    "airplane": ("body", "wing", "tail", "engine"),
+    "car": ("body", "cabin", "wheel"),
+    "lamp": ("base", "tube", "shade"),
+    "mug": ("body", "handle"),
+}
 PRIMITIVES = ("box", "cylinder", "sphere", "capsule", "torus")
 
 
@@ -61,13 +72,15 @@ def _extrusion_sdf(q: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Part:
-    """One primitive: ``x_local = rotation^T (x - translation)``."""
+    """One primitive: ``x_local = rotation^T (x - translation)``; ``name`` its semantic
+    part (:data:`SEMANTIC_PARTS`)."""
 
     kind: str
     params: np.ndarray
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
     albedo: np.ndarray = field(default_factory=lambda: np.full(3, 0.7))
+    name: str = ""
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         R = torch.as_tensor(self.rotation, dtype=points.dtype, device=points.device)
@@ -100,8 +113,24 @@ class PartShape:
         return self.part_sdfs(points).min(dim=-1).values
 
     def part_index(self, points: torch.Tensor) -> torch.Tensor:
-        """Index ``[...]`` of the part nearest to (or containing) each point."""
+        """Index ``[...]`` of the part (primitive) nearest to (or containing) each point."""
         return self.part_sdfs(points).argmin(dim=-1)
+
+    @property
+    def semantic_parts(self) -> tuple[str, ...]:
+        """The category's semantic part names (:data:`SEMANTIC_PARTS`), whether or not
+        this shape has each (a chair without arms)."""
+        return SEMANTIC_PARTS[self.category]
+
+    def semantic_index(self, points: torch.Tensor) -> torch.Tensor:
+        """Index ``[...]`` into :attr:`semantic_parts` of the semantic part of the
+        primitive nearest to (or containing) each point."""
+        names = self.semantic_parts
+        unknown = {p.name for p in self.parts} - set(names)
+        if unknown:
+            raise ValueError(f"parts: names {sorted(unknown)} are not {self.category} parts")
+        table = torch.tensor([names.index(p.name) for p in self.parts], device=points.device)
+        return table[self.part_index(points)]
 
     def albedo(self, points: torch.Tensor) -> torch.Tensor:
         """Albedo ``[..., 3]`` in ``[0, 1]`` of the part at each point."""
@@ -125,13 +154,14 @@ def _rot_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], dtype=np.float64)
 
 
-def _part(kind, params, translation=(0, 0, 0), rotation=None, albedo=None) -> Part:
+def _part(kind, params, translation=(0, 0, 0), rotation=None, albedo=None, *, name) -> Part:
     return Part(
         kind,
         np.asarray(params, dtype=np.float64),
         np.eye(3) if rotation is None else rotation,
         np.asarray(translation, dtype=np.float64),
         np.full(3, 0.7) if albedo is None else albedo,
+        name,
     )
 
 
@@ -145,21 +175,31 @@ def _chair(rng):
     leg_h = seat_y + 0.45
     back_h = rng.uniform(0.2, 0.38)
     seat_c, leg_c = _colour(rng), _colour(rng)
-    parts = [_part("box", (w, t, d), (0, seat_y, 0), albedo=seat_c)]
-    parts.append(_part("box", (w, back_h / 2, t), (0, seat_y + back_h / 2, -d + t), albedo=seat_c))
+    parts = [_part("box", (w, t, d), (0, seat_y, 0), albedo=seat_c, name="seat")]
+    parts.append(
+        _part(
+            "box", (w, back_h / 2, t), (0, seat_y + back_h / 2, -d + t), albedo=seat_c, name="back"
+        )
+    )
     round_legs = rng.random() < 0.5
     r = rng.uniform(0.018, 0.03)
     for sx in (-1, 1):
         for sz in (-1, 1):
             centre = (sx * (w - r), seat_y - leg_h / 2, sz * (d - r))
             if round_legs:
-                parts.append(_part("cylinder", (r, leg_h / 2), centre, albedo=leg_c))
+                parts.append(_part("cylinder", (r, leg_h / 2), centre, albedo=leg_c, name="leg"))
             else:
-                parts.append(_part("box", (r, leg_h / 2, r), centre, albedo=leg_c))
+                parts.append(_part("box", (r, leg_h / 2, r), centre, albedo=leg_c, name="leg"))
     if rng.random() < 0.4:  # armrests
         for sx in (-1, 1):
             parts.append(
-                _part("box", (0.02, 0.02, d * 0.8), (sx * w, seat_y + 0.12, 0), albedo=leg_c)
+                _part(
+                    "box",
+                    (0.02, 0.02, d * 0.8),
+                    (sx * w, seat_y + 0.12, 0),
+                    albedo=leg_c,
+                    name="arm",
+                )
             )
     return parts
 
@@ -170,17 +210,21 @@ def _table(rng):
     h = top_y + 0.35
     top_c, leg_c = _colour(rng), _colour(rng)
     if rng.random() < 0.6:
-        parts = [_part("box", (w, t, d), (0, top_y, 0), albedo=top_c)]
+        parts = [_part("box", (w, t, d), (0, top_y, 0), albedo=top_c, name="top")]
         r = rng.uniform(0.02, 0.035)
         for sx in (-1, 1):
             for sz in (-1, 1):
                 centre = (sx * (w - 2 * r), top_y - h / 2, sz * (d - 2 * r))
-                parts.append(_part("box", (r, h / 2, r), centre, albedo=leg_c))
+                parts.append(_part("box", (r, h / 2, r), centre, albedo=leg_c, name="leg"))
     else:  # round pedestal table
         radius = rng.uniform(0.28, 0.42)
-        parts = [_part("cylinder", (radius, t), (0, top_y, 0), albedo=top_c)]
-        parts.append(_part("cylinder", (0.04, h / 2), (0, top_y - h / 2, 0), albedo=leg_c))
-        parts.append(_part("cylinder", (radius * 0.5, 0.02), (0, top_y - h, 0), albedo=leg_c))
+        parts = [_part("cylinder", (radius, t), (0, top_y, 0), albedo=top_c, name="top")]
+        parts.append(
+            _part("cylinder", (0.04, h / 2), (0, top_y - h / 2, 0), albedo=leg_c, name="leg")
+        )
+        parts.append(
+            _part("cylinder", (radius * 0.5, 0.02), (0, top_y - h, 0), albedo=leg_c, name="leg")
+        )
     return parts
 
 
@@ -189,13 +233,21 @@ def _airplane(rng):
     span, chord = rng.uniform(0.35, 0.5), rng.uniform(0.08, 0.14)
     body_c, wing_c = _colour(rng), _colour(rng)
     along_z = _rot_x(math.pi / 2)  # capsule axis y -> z
-    parts = [_part("capsule", (radius, length), (0, 0, 0), along_z, body_c)]
+    parts = [_part("capsule", (radius, length), (0, 0, 0), along_z, body_c, name="body")]
     wing_z = rng.uniform(-0.05, 0.08)
-    parts.append(_part("box", (span, 0.012, chord), (0, -radius * 0.3, wing_z), albedo=wing_c))
-    parts.append(_part("box", (span * 0.35, 0.01, 0.05), (0, 0, -length + 0.04), albedo=wing_c))
+    parts.append(
+        _part("box", (span, 0.012, chord), (0, -radius * 0.3, wing_z), albedo=wing_c, name="wing")
+    )
+    parts.append(
+        _part("box", (span * 0.35, 0.01, 0.05), (0, 0, -length + 0.04), albedo=wing_c, name="tail")
+    )
     parts.append(
         _part(
-            "box", (0.01, rng.uniform(0.07, 0.12), 0.05), (0, 0.08, -length + 0.05), albedo=wing_c
+            "box",
+            (0.01, rng.uniform(0.07, 0.12), 0.05),
+            (0, 0.08, -length + 0.05),
+            albedo=wing_c,
+            name="tail",
         )
     )
     engines = rng.choice([0, 1, 2])
@@ -203,7 +255,14 @@ def _airplane(rng):
         for sx in (-1, 1):
             x = sx * span * (0.35 + 0.3 * i)
             parts.append(
-                _part("cylinder", (0.03, 0.06), (x, -radius - 0.02, wing_z + 0.03), along_z, body_c)
+                _part(
+                    "cylinder",
+                    (0.03, 0.06),
+                    (x, -radius - 0.02, wing_z + 0.03),
+                    along_z,
+                    body_c,
+                    name="engine",
+                )
             )
     return parts
 
@@ -214,7 +273,9 @@ def _car(rng):
     wheel_r = rng.uniform(0.07, 0.09)
     body_y = -0.15 + wheel_r
     body_c, wheel_c = _colour(rng), np.full(3, 0.12) + rng.uniform(0, 0.1)
-    parts = [_part("box", (width, body_h, length), (0, body_y + body_h, 0), albedo=body_c)]
+    parts = [
+        _part("box", (width, body_h, length), (0, body_y + body_h, 0), albedo=body_c, name="body")
+    ]
     cabin_l = length * rng.uniform(0.4, 0.6)
     parts.append(
         _part(
@@ -222,6 +283,7 @@ def _car(rng):
             (width * 0.85, rng.uniform(0.05, 0.08), cabin_l),
             (0, body_y + 2 * body_h + 0.05, rng.uniform(-0.08, 0.02)),
             albedo=body_c * 0.8,
+            name="cabin",
         )
     )
     axis_x = _rot_z(math.pi / 2)
@@ -231,10 +293,19 @@ def _car(rng):
             centre = (sx * width, body_y, sz * length * 0.65)
             if torus_wheels:
                 parts.append(
-                    _part("torus", (wheel_r * 0.6, wheel_r * 0.4), centre, axis_x, wheel_c)
+                    _part(
+                        "torus",
+                        (wheel_r * 0.6, wheel_r * 0.4),
+                        centre,
+                        axis_x,
+                        wheel_c,
+                        name="wheel",
+                    )
                 )
             else:
-                parts.append(_part("cylinder", (wheel_r, 0.03), centre, axis_x, wheel_c))
+                parts.append(
+                    _part("cylinder", (wheel_r, 0.03), centre, axis_x, wheel_c, name="wheel")
+                )
     return parts
 
 
@@ -242,32 +313,55 @@ def _lamp(rng):
     base_r, pole_h = rng.uniform(0.1, 0.16), rng.uniform(0.3, 0.45)
     base_c, shade_c = _colour(rng), _colour(rng)
     y0 = -0.4
-    parts = [_part("cylinder", (base_r, 0.025), (0, y0, 0), albedo=base_c)]
-    parts.append(_part("capsule", (0.015, pole_h / 2), (0, y0 + pole_h / 2, 0), albedo=base_c))
+    parts = [_part("cylinder", (base_r, 0.025), (0, y0, 0), albedo=base_c, name="base")]
+    parts.append(
+        _part("capsule", (0.015, pole_h / 2), (0, y0 + pole_h / 2, 0), albedo=base_c, name="tube")
+    )
     top = y0 + pole_h
     if rng.random() < 0.5:
         parts.append(
-            _part("cylinder", (rng.uniform(0.1, 0.16), 0.08), (0, top + 0.06, 0), albedo=shade_c)
+            _part(
+                "cylinder",
+                (rng.uniform(0.1, 0.16), 0.08),
+                (0, top + 0.06, 0),
+                albedo=shade_c,
+                name="shade",
+            )
         )
     else:
         parts.append(
-            _part("sphere", (rng.uniform(0.08, 0.13),), (0, top + 0.07, 0), albedo=shade_c)
+            _part(
+                "sphere",
+                (rng.uniform(0.08, 0.13),),
+                (0, top + 0.07, 0),
+                albedo=shade_c,
+                name="shade",
+            )
         )
     if rng.random() < 0.4:  # a second arm
-        parts.append(_part("capsule", (0.012, 0.1), (0.08, top - 0.1, 0), _rot_z(-0.9), base_c))
+        parts.append(
+            _part("capsule", (0.012, 0.1), (0.08, top - 0.1, 0), _rot_z(-0.9), base_c, name="tube")
+        )
     return parts
 
 
 def _mug(rng):
     radius, h = rng.uniform(0.15, 0.22), rng.uniform(0.16, 0.26)
     body_c = _colour(rng)
-    parts = [_part("cylinder", (radius, h), (0, 0, 0), albedo=body_c)]
+    parts = [_part("cylinder", (radius, h), (0, 0, 0), albedo=body_c, name="body")]
     handle = rng.uniform(0.07, 0.1)
     parts.append(
-        _part("torus", (handle, 0.02), (radius + handle * 0.6, 0, 0), _rot_x(math.pi / 2), body_c)
+        _part(
+            "torus",
+            (handle, 0.02),
+            (radius + handle * 0.6, 0, 0),
+            _rot_x(math.pi / 2),
+            body_c,
+            name="handle",
+        )
     )
     if rng.random() < 0.5:  # a rim
-        parts.append(_part("torus", (radius, 0.015), (0, h, 0), albedo=_colour(rng)))
+        parts.append(_part("torus", (radius, 0.015), (0, h, 0), albedo=_colour(rng), name="body"))
     return parts
 
 

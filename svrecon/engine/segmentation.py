@@ -1,7 +1,8 @@
 """Part segmentation of reconstructed shapes scored against the procedural parts: the
 predicted label (MSU: the branch) of each ground-truth surface point against the
-analytic part it lies on, as part IoU after the best one-to-one label-to-part
-assignment, beside the height-band baseline."""
+analytic part it lies on (its semantic part, as ShapeNet-part labels them, or its
+primitive), as part IoU after the best one-to-one label-to-part assignment, beside
+the height-band baseline."""
 
 from __future__ import annotations
 
@@ -36,22 +37,29 @@ def evaluate_part_segmentation(
     num_labels: int | None = None,
     max_items: int | None = None,
     num_points: int = 2048,
+    parts: str = "semantic",
     progress: bool = False,
 ) -> SegmentationReport:
     """Score a part segmentation on ``dataset``'s evaluation items.
 
     For each item, the first ``num_points`` of its ``surface_points`` get their true
-    part from the analytic shape (``dataset.part_shape(i).part_index``, the part
-    nearest to or containing the point) and a predicted label, from ``model.segment(
-    image [1, 3, H, W], points [1, N, 3])`` (MSU: the branch of largest occupancy) or
-    from ``predict(item, points [N, 3]) -> labels [N]`` in ``[0, num_labels)``. The
+    part from the analytic shape, the part nearest to or containing the point: with
+    ``parts="semantic"`` (the default; ShapeNet-part's labels, which BAE-NET and MSU's
+    Tab. 4 score) its semantic part (``dataset.part_shape(i).semantic_index``: a
+    chair's four legs are one part, ``leg``), with ``"primitive"`` its primitive
+    (``part_index``: each leg its own part). Each point also gets a predicted label,
+    from ``model.segment(image [1, 3, H, W], points [1, N, 3])`` (MSU: the branch of
+    largest occupancy) or from ``predict(item, points [N, 3]) -> labels [N]`` in
+    ``[0, num_labels)``. The
     score is :func:`svrecon.metrics.part_iou` with the assignment made per item (the
     labels need not mean the same part in every shape). The baseline labels the
-    same points by as many equal height bands (world y) as the item has parts
-    (:func:`svrecon.metrics.height_band_labels`), scored the same way.
+    same points by as many equal height bands (world y) as the item has parts of the
+    chosen kind (:func:`svrecon.metrics.height_band_labels`), scored the same way.
     """
     if (model is None) == (predict is None):
         raise ValueError("model, predict: give exactly one")
+    if parts not in ("semantic", "primitive"):
+        raise ValueError(f"parts: expected 'semantic' or 'primitive', got {parts!r}")
     if model is not None:
         num_labels = model.num_part_labels
         if num_labels is None:
@@ -67,8 +75,10 @@ def evaluate_part_segmentation(
         item = dataset[i]
         points = surface_points_of(item)[:num_points]
         shape = dataset.part_shape(i)
-        truth = shape.part_index(points)
-        num_parts = len(shape.parts)
+        if parts == "semantic":
+            truth, num_parts = shape.semantic_index(points), len(shape.semantic_parts)
+        else:
+            truth, num_parts = shape.part_index(points), len(shape.parts)
         if model is not None:
             with torch.no_grad():
                 image = item["image"][None].to(next(model.parameters()))
