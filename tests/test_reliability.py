@@ -5,10 +5,15 @@ import pytest
 import torch
 
 from svrecon.losses import (
+    albedo_constancy_loss,
+    camera_point_cloud_loss,
     masked_l1_loss,
     masked_mse_loss,
+    normal_loss,
     occupancy_photometric_loss,
     silhouette_sdf_loss,
+    soft_iou_loss,
+    white_shading_loss,
 )
 
 
@@ -119,6 +124,53 @@ def test_norms_keep_nan_and_empty_eikonal_is_zero():
     assert loss.item() == 0.0
     loss.backward()
     assert empty.grad.shape == (1, 0, 3)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_masked_albedo_and_normal_losses_never_read_masked_out_values(poison):
+    # found by an audit outside this suite: the value was right, but the gradient of a
+    # masked-out NaN was NaN (zero upstream gradient times a NaN derivative)
+    torch.manual_seed(0)
+    mask = torch.rand(2, 4, 4) > 0.4
+    albedo = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    image = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    for which in ("albedo", "image"):
+        a, i = albedo.clone(), image.clone()
+        (a if which == "albedo" else i).permute(0, 2, 3, 1)[~mask] = poison
+        a.requires_grad_()
+        value = albedo_constancy_loss(a, i, mask)
+        torch.testing.assert_close(value, albedo_constancy_loss(albedo, image, mask))
+        (grad,) = torch.autograd.grad(value, a)
+        assert torch.isfinite(grad).all() and (grad.permute(0, 2, 3, 1)[~mask] == 0).all()
+    pred = torch.nn.functional.normalize(torch.randn(2, 6, 3, dtype=torch.float64), dim=-1)
+    target = torch.nn.functional.normalize(torch.randn(2, 6, 3, dtype=torch.float64), dim=-1)
+    keep = torch.tensor([[1, 1, 0, 1, 0, 1], [0, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    rotation = torch.eye(3, dtype=torch.float64).expand(2, 3, 3).clone().requires_grad_()
+    for which in ("pred", "target"):
+        p, t = pred.clone(), target.clone()
+        (p if which == "pred" else t)[~keep] = poison
+        p.requires_grad_()
+        value = normal_loss(p, t, keep, rotation=rotation, drop_fraction=0.0)
+        torch.testing.assert_close(value, normal_loss(pred, target, keep, drop_fraction=0.0))
+        grad_p, grad_r = torch.autograd.grad(value, (p, rotation))
+        assert torch.isfinite(grad_p).all() and (grad_p[~keep] == 0).all()
+        assert torch.isfinite(grad_r).all()
+
+
+def test_integer_and_mixed_precision_inputs_are_promoted():
+    # soft IoU cast the target to the prediction's integer dtype (a loss of 1 for 0.48)
+    pred, target = torch.tensor([[0, 1, 1, 0]]), torch.tensor([[0.2, 0.9, 0.4, 0.0]])
+    torch.testing.assert_close(soft_iou_loss(pred, target), soft_iou_loss(pred.float(), target))
+    assert soft_iou_loss(pred, target).is_floating_point()
+    shading, mask = torch.tensor([[[1, 2, 0], [3, 1, 1]]]), torch.tensor([[True, False]])
+    # the one pixel in the mask: |1 - 1| + |2 - 1| + |0 - 1|
+    torch.testing.assert_close(white_shading_loss(shading, mask), torch.tensor(2.0))
+    points = torch.tensor([[[1, 0, 0], [0, 2, 0]]])
+    pose = torch.eye(3, 4, dtype=torch.float64)[None]
+    shifted = pose.clone()
+    shifted[0, 0, 3] = 1.0
+    value = camera_point_cloud_loss(points, pose.float(), shifted.to(torch.int64))
+    torch.testing.assert_close(value, torch.tensor(1.0, dtype=torch.float32))  # a shift of 1
 
 
 def test_bad_sizes_and_integer_inputs():

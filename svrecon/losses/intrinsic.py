@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ..numerics import safe_norm, safe_normalize
 from ._reduce import weighted_mean
 
@@ -44,14 +44,16 @@ def albedo_constancy_loss(
     if mask is None:
         mask = albedo.new_ones(dims["B"], dims["H"], dims["W"], dtype=torch.bool)
     check_shape("mask", mask, ("B", "H", "W"), dims)
-    a = albedo.movedim(1, -1)
-    rgb = image.movedim(1, -1)
+    m = mask.bool()
+    # a masked-out pixel is never read: a NaN there reaches no gradient either (an
+    # unselected pair's zero gradient times a NaN derivative would be NaN)
+    a = torch.where(m[..., None], albedo.movedim(1, -1), 0.0)
+    rgb = torch.where(m[..., None], image.movedim(1, -1), 0.0)
     if chromaticity == "l2":
         c = safe_normalize(rgb)
     else:
         total = rgb.sum(-1, keepdim=True)
         c = torch.where(total > 0, rgb / torch.where(total > 0, total, 1.0), 0.0)
-    m = mask.bool()
     # Right and down neighbours: [B, H, W, C] sliced along W, then along H.
     pairs = [
         ((slice(None), slice(None), slice(1, None)), (slice(None), slice(None), slice(None, -1))),
@@ -86,6 +88,7 @@ def white_shading_loss(
             f"mask: expected shape {list(shading.shape[:-1])} (shading without its channel "
             f"axis), got {list(mask.shape)}"
         )
+    shading = as_float("shading", shading)
     m = mask.bool()
     if not m.any():
         return (shading * 0).sum()

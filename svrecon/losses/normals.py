@@ -48,6 +48,9 @@ def normal_loss(
         raise ValueError(f"drop_fraction: expected in [0, 1), got {drop_fraction}")
     if rank_by not in ("loss", "angle"):
         raise ValueError(f"rank_by: expected 'loss' or 'angle', got {rank_by!r}")
+    if mask is not None:  # masked-out entries are never read (no NaN reaches a gradient)
+        keep = mask.bool()[..., None]
+        pred, target = torch.where(keep, pred, 0.0), torch.where(keep, target, 0.0)
     if rotation is not None:
         check_shape("rotation", rotation, (dims["B"], 3, 3))
         target = target @ rotation.transpose(-1, -2)

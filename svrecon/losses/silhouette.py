@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..cameras.cameras import Camera, OrthographicCamera, PerspectiveCamera
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ._reduce import mean_or_zero, weighted_mean
 
 __all__ = ["importance_weights", "silhouette_lower_bound", "silhouette_sdf_loss", "soft_iou_loss"]
@@ -92,6 +92,7 @@ def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 0.0) ->
             f"pred, target: expected equal shapes [B, ...], "
             f"got {list(pred.shape)} and {list(target.shape)}"
         )
+    pred, target = as_float("pred", pred), as_float("target", target)  # never integer math
     p, t = pred.flatten(1).clamp(0, 1), target.to(pred.dtype).flatten(1).clamp(0, 1)
     inter = (p * t).sum(-1)
     union = (p + t - p * t).sum(-1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ._reduce import mean_or_zero
 
 __all__ = ["camera_point_cloud_loss", "disn_sdf_loss"]
@@ -42,6 +42,12 @@ def camera_point_cloud_loss(
     dims = check_shape("points", points, ("B", "N", 3))
     check_shape("pred_pose", pred_pose, (dims["B"], 3, 4))
     check_shape("gt_pose", gt_pose, (dims["B"], 3, 4))
+    # integer inputs promoted, mixed precisions computed in the widest
+    tensors = [as_float(n, t) for n, t in (("points", points), ("pred_pose", pred_pose),
+                                           ("gt_pose", gt_pose))]  # fmt: skip
+    dtype = torch.promote_types(torch.promote_types(tensors[0].dtype, tensors[1].dtype),
+                                tensors[2].dtype)  # fmt: skip
+    points, pred_pose, gt_pose = (t.to(dtype) for t in tensors)
 
     def apply(pose):
         return points @ pose[:, :, :3].transpose(1, 2) + pose[:, None, :, 3]
