@@ -346,3 +346,35 @@ def test_cameras_refuse_negative_focals_and_half_precision_by_name():
     as_float = PerspectiveCamera(f, c, pose.round()).rays(4, 4)
     assert as_int.directions.is_floating_point()
     torch.testing.assert_close(as_int.directions, as_float.directions)
+
+
+def test_counts_thresholds_and_heights_out_of_their_domain_are_refused_by_name():
+    # found by the same audit: each gave a garbage or meaningless result
+    from svrecon.losses import occupancy_silhouette_loss
+    from svrecon.metrics import (
+        chamfer_distance,
+        f_score,
+        height_band_labels,
+        icp,
+        part_iou,
+        rotation_grid,
+    )
+
+    cloud = torch.rand(1, 5, 3)
+    cases = [
+        (lambda: height_band_labels(torch.tensor([[0.0, float("nan"), 1.0]]), 2), "heights"),
+        (lambda: part_iou(torch.tensor([[[-1.0, 2.0], [0.0, 1.0]]])), "confusion"),
+        (lambda: f_score(cloud, cloud, [-0.1]), "thresholds"),
+        (lambda: chamfer_distance(cloud, cloud, chunk_size=0), "chunk_size"),
+        (lambda: icp(cloud, cloud, iterations=-1), "iterations"),
+        (lambda: rotation_grid(0), "azimuths"),
+        (lambda: occupancy_silhouette_loss(torch.rand(1, 4), torch.ones(1, 4), 2.0), "inside"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=name):
+            call()
+    # a NaN height outside the valid ones is never read
+    labels = height_band_labels(
+        torch.tensor([[0.0, float("nan"), 1.0]]), 2, torch.tensor([[True, False, True]])
+    )
+    assert labels.tolist() == [[0, 0, 1]]

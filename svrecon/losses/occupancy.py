@@ -60,6 +60,8 @@ def occupancy_silhouette_loss(
     """
     dims = check_shape("occupancy", occupancy, ("B", "R"))
     check_shape("mask", mask, ("B", "R"), dims)
+    if not 0 < inside_value <= 1:
+        raise ValueError(f"inside_value: expected an occupancy in (0, 1], got {inside_value}")
     target = mask.to(occupancy.dtype) * inside_value
     return mean_or_zero((occupancy - target).abs())
 

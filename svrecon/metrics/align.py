@@ -122,6 +122,8 @@ def icp(
     """
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], "M", 3))
+    if iterations < 0:
+        raise ValueError(f"iterations: expected >= 0, got {iterations}")
     b = source.shape[0]
     rotation = torch.eye(3, dtype=source.dtype, device=source.device).expand(b, 3, 3)
     translation = source.new_zeros(b, 3)
@@ -146,6 +148,9 @@ def rotation_grid(
     """A grid of rotations ``[K, 3, 3]``: azimuth in ``[0, 2 pi)``, elevation in
     ``[-pi/2, pi/2]`` (``elevations`` evenly spaced, endpoints included if more than one),
     roll in ``[0, 2 pi)``, combined with :func:`~svrecon.cameras.euler_to_matrix`."""
+    for name, count in (("azimuths", azimuths), ("elevations", elevations), ("rolls", rolls)):
+        if count < 1:
+            raise ValueError(f"{name}: expected >= 1, got {count}")
     az = torch.arange(azimuths, dtype=torch.float64) * (2 * math.pi / azimuths)
     el = (
         torch.linspace(-math.pi / 2, math.pi / 2, elevations, dtype=torch.float64)

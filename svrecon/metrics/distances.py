@@ -36,7 +36,8 @@ def nearest_neighbors(
     """For each query point, its nearest reference point.
 
     Shapes: ``query`` ``[B, N, 3]``, ``reference`` ``[B, M, 3]`` (``M >= 1``) ->
-    ``(distance [B, N], index [B, N])``. Indices are found without gradients (a KD-tree
+    ``(distance [B, N], index [B, N])``; ``chunk_size >= 1`` query points per block of
+    the brute-force search. Indices are found without gradients (a KD-tree
     on the CPU, chunked exact brute force elsewhere, never an ``N x M`` matrix). When
     either cloud requires grad, the distances are recomputed from the points, so they
     are differentiable in both clouds (with a zero, not NaN, gradient where two points
@@ -47,6 +48,8 @@ def nearest_neighbors(
     point has distance NaN, and every distance of an item whose reference holds one is
     NaN (its indices are then meaningless but in range).
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: expected >= 1, got {chunk_size}")
     query, reference = as_float("query", query), as_float("reference", reference)
     dims = check_shape("query", query, ("B", "N", 3))
     check_shape("reference", reference, (dims["B"], "M", 3))
@@ -174,6 +177,8 @@ class CloudDistances:
         """:class:`FScoreResult` at unsquared distance ``thresholds`` ``[T]`` (float64;
         NaN for an item with a NaN distance)."""
         t = torch.as_tensor(thresholds, dtype=torch.float64).reshape(-1)
+        if not (torch.isfinite(t) & (t > 0)).all():  # a Python list: no device sync
+            raise ValueError(f"thresholds: expected positive finite distances, got {t.tolist()}")
         t = t.to(self.pred_to_gt.device)
         precision = (self.pred_to_gt.detach().double()[..., None] < t).double().mean(1)
         recall = (self.gt_to_pred.detach().double()[..., None] < t).double().mean(1)

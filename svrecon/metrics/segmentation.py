@@ -90,6 +90,8 @@ def part_iou(confusion: torch.Tensor) -> PartIoUResult:
     from scipy.optimize import linear_sum_assignment  # deferred: slow to import
 
     c = confusion.detach().double().cpu()
+    if (c < 0).any() or not torch.isfinite(c).all():
+        raise ValueError("confusion: expected counts (finite, >= 0)")
     union = c.sum(2, keepdim=True) + c.sum(1, keepdim=True) - c
     ious = torch.where(union > 0, c / union.clamp_min(1), 0.0)
     present = c.sum(1) > 0  # [B, P]
@@ -121,7 +123,7 @@ def height_band_labels(
 
     Shapes: ``heights`` ``[B, ...]`` (e.g. the world y of each surface point), ``valid``
     ``[B, ...]`` -> labels ``[B, ...]`` int64 (0 where not valid). An item whose valid
-    heights are all equal is one band.
+    heights are all equal is one band; non-finite valid heights are refused.
     """
     if num_bands < 1:
         raise ValueError(f"num_bands: expected >= 1, got {num_bands}")
@@ -132,6 +134,8 @@ def height_band_labels(
     check_shape("valid", valid, tuple(heights.shape))
     h = heights.flatten(1).double()
     v = valid.bool().flatten(1)
+    if not torch.isfinite(h[v]).all():  # a NaN would floor to a garbage label
+        raise ValueError("heights: NaN or infinite values where valid")
     low = torch.where(v, h, np.inf).amin(1, keepdim=True)
     high = torch.where(v, h, -np.inf).amax(1, keepdim=True)
     span = torch.where(high > low, high - low, 1.0)
