@@ -378,3 +378,23 @@ def test_counts_thresholds_and_heights_out_of_their_domain_are_refused_by_name()
         torch.tensor([[0.0, float("nan"), 1.0]]), 2, torch.tensor([[True, False, True]])
     )
     assert labels.tolist() == [[0, 0, 1]]
+
+
+def test_a_nan_pixel_samples_nan_features_and_leaves_the_others():
+    from svrecon.encoders import ConvEncoder, bilinear_sample
+
+    feature_map = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    pixels = (torch.rand(2, 6, 2, dtype=torch.float64) * 5).requires_grad_()
+    clean = bilinear_sample(feature_map, pixels)
+    bad = pixels.detach().clone()
+    bad[1, 2, 0] = float("nan")  # was an out-of-range gather (a raw RuntimeError)
+    bad.requires_grad_()
+    out = bilinear_sample(feature_map, bad)
+    assert out[1, 2].isnan().all()
+    lost = torch.zeros(2, 6, dtype=torch.bool)
+    lost[1, 2] = True
+    torch.testing.assert_close(out[~lost], clean[~lost])
+    (grad,) = torch.autograd.grad(out[~lost].sum(), bad)
+    assert torch.isfinite(grad).all() and (grad[1, 2] == 0).all()
+    with pytest.raises(ValueError, match="widths"):
+        ConvEncoder(3, ())

@@ -42,6 +42,8 @@ class ConvEncoder(nn.Module):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims}")
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths: expected one or more positive widths, got {tuple(widths)}")
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         self.in_channels, self.spatial_dims = in_channels, spatial_dims
         self.latent_dims = dict(latent_dims or {"shape": 256})

@@ -23,11 +23,14 @@ def bilinear_sample(feature_map: torch.Tensor, pixels: torch.Tensor) -> torch.Te
     differentiable in ``pixels`` (``grid_sample``'s double backward is not), which DISN's
     local features need under an eikonal or normal loss.
 
-    Returns ``[B, N, C]``.
+    Returns ``[B, N, C]``; a NaN pixel (a projection through a NaN camera) samples NaN
+    features, as torch propagates NaN (it would otherwise gather an out-of-range index).
     """
     dims = check_shape("feature_map", feature_map, ("B", "C", "H", "W"))
     check_shape("pixels", pixels, (dims["B"], "N", 2))
     H, W = dims["H"], dims["W"]
+    lost = pixels.isnan().any(-1, keepdim=True)  # [B, N, 1]; no host synchronisation
+    pixels = torch.where(lost, 0.0, pixels)
     # Continuous index of the sample, clamped to the outermost pixel centres (border).
     x = (pixels[..., 0] - 0.5).clamp(0, W - 1)
     y = (pixels[..., 1] - 0.5).clamp(0, H - 1)
@@ -45,7 +48,7 @@ def bilinear_sample(feature_map: torch.Tensor, pixels: torch.Tensor) -> torch.Te
     wx, wy = wx[..., None], wy[..., None]
     top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
     bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
-    return top * (1 - wy) + bottom * wy
+    return torch.where(lost, torch.nan, top * (1 - wy) + bottom * wy)
 
 
 def sample_features(
