@@ -98,6 +98,7 @@ def bad_invocations(r):
         ["reconstruct", img, "--out", str(r / "mesh.txt")],
         ["demo", "--shapes", "0"],
         ["demo", "--seed", "x"],
+        ["demo", "--out", str(r / "img.png" / "under_a_file")],  # an OSError, not a traceback
     ]
 
 
