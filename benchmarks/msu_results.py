@@ -18,7 +18,8 @@ bands (semantic parts, and primitives), and the render time per image.
 scoring); ``no_category`` (no category code: ``category_dim=0``); ``no_finetune``
 (stages 1-2 only, no image-only fine-tuning: it scores the ``full`` run's stage-2
 checkpoint of the same seed, training those stages first if they are missing, so the
-two differ in nothing but stage 3).
+two differ in nothing but stage 3). Stages 1-2 render nothing, so ``linear`` shares
+them with ``full`` too and trains only its own stage 3.
 
 Each stage is one engine run in ``<out>/<config>_seed<N>/<stage>`` starting from the
 previous stage's checkpoint; a stopped run resumes where it stopped (rerun the same
@@ -75,15 +76,27 @@ class RunLock:
         self.path.unlink(missing_ok=True)
 
 
-def run_stages(args, out: Path, kwargs: dict) -> Path:
-    """Run (or resume) every stage of the schedule; the last stage's checkpoint."""
+#: Configurations that differ from ``full`` in stage 3 only: they start from the
+#: ``full`` run's stage-2 checkpoint of the same seed instead of training it again.
+SHARE_STAGES_1_2 = ("linear", "no_finetune")
+
+
+def run_stages(args, root: Path) -> Path:
+    """Run (or resume) every stage of ``args.config``'s schedule under ``root``; the
+    last stage's checkpoint."""
     from svrecon.engine import TrainConfig, load_checkpoint, train
+    from svrecon.models import get_model
 
     previous = None
     scale = args.steps_scale
     for name, stage, options, steps, lr in SCHEDULE:
         if stage == "finetune" and args.config == "no_finetune":
             continue
+        owner = args.config
+        if owner in SHARE_STAGES_1_2 and stage != "finetune":
+            owner = "full"
+        out = root / f"{owner}_seed{args.seed}"
+        kwargs = get_model("msu").preset("cpu", **CONFIGS[owner])
         if stage == "decoders" and args.inside_fraction is not None:
             options = {**options, "inside_fraction": args.inside_fraction}
         steps = max(1, round(args.stage_steps.get(name, steps) * scale))
@@ -127,10 +140,12 @@ def intrinsic_scores(model, test_set) -> dict:
         seconds += time.perf_counter() - began
         mask = render.image("mask") & batch["mask"].bool()
         scores["psnr"] += psnr(render.image("rgb"), batch["image"]).tolist()
-        albedo = scale_invariant_mse(render.image("albedo"), batch["albedo"], mask)
-        shading = scale_invariant_mse(render.image("shading"), true_shading(batch), mask)
-        scores["albedo_si_mse"] += [v for v in albedo.tolist() if math.isfinite(v)]
-        scores["shading_si_mse"] += [v for v in shading.tolist() if math.isfinite(v)]
+        both = mask.flatten(1).any(1)  # the decomposition is scored where both masks meet
+        if both.any():
+            albedo = render.image("albedo")[both], batch["albedo"][both]
+            shading = render.image("shading")[both], true_shading(batch)[both]
+            scores["albedo_si_mse"] += scale_invariant_mse(*albedo, mask[both]).tolist()
+            scores["shading_si_mse"] += scale_invariant_mse(*shading, mask[both]).tolist()
     out = {k: statistics.mean(v) if v else math.nan for k, v in scores.items()}
     out["render_seconds_per_image"] = seconds / len(indices)
     return out
@@ -165,14 +180,11 @@ def sphere_score(data_root: str, max_items: int | None) -> dict:
 
 def run_train(args) -> None:
     from svrecon.engine import export_weights, load_model
-    from svrecon.models import get_model
 
-    kwargs = get_model("msu").preset("cpu", **CONFIGS[args.config])
     root = Path(args.out or "runs/msu_ablation")
     out = root / f"{args.config}_seed{args.seed}"
     out.mkdir(parents=True, exist_ok=True)
-    stages = root / f"full_seed{args.seed}" if args.config == "no_finetune" else out
-    last = run_stages(args, stages, kwargs)
+    last = run_stages(args, root)
     if args.export:
         print(f"weights: {export_weights(last, args.export)}")
     if args.no_score:
