@@ -97,20 +97,48 @@ def safe_eps(dtype: torch.dtype) -> float:
     return 1e-12 if dtype == torch.float64 else 1e-6
 
 
-def check_rotation(name: str, matrix: torch.Tensor) -> None:
+def check_rotation(name: str, matrix: torch.Tensor, tol: float | None = None) -> None:
     """Raise ``ValueError`` unless every ``[..., 3, 3]`` block of ``matrix`` is a proper
-    rotation: finite, ``R^T R = I`` within ``1e-7`` (float64) or ``1e-3`` (lower
-    precision), and ``det R > 0``. (It reads the values: a host synchronisation, for
-    inputs, not for hot paths.)"""
+    rotation: finite, ``R^T R = I`` within ``tol`` (default ``1e-7`` for float64,
+    ``1e-3`` for lower precision; pass ``1e-3`` for a float32 rotation cast to float64),
+    and ``det R > 0``. (It reads the values: a host synchronisation, for inputs, not
+    for hot paths.)"""
     if matrix.numel() == 0:
         return
     if not torch.isfinite(matrix).all():
         raise ValueError(f"{name}: contains NaN or infinite values, not a rotation")
     eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
-    tol = 1e-7 if matrix.dtype == torch.float64 else 1e-3
+    if tol is None:
+        tol = 1e-7 if matrix.dtype == torch.float64 else 1e-3
     gram = matrix.transpose(-1, -2) @ matrix
     if (gram - eye).abs().amax() > tol or (torch.det(matrix) <= 0).any():
         raise ValueError(
             f"{name}: expected rotation matrices (orthonormal, det +1); got a zero, "
             "scaled, sheared or reflecting matrix"
         )
+
+
+def as_dtype_of(name: str, tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``tensor`` for layers whose weights are ``dtype``: integer and bool values are
+    promoted to it; a floating dtype other than ``dtype`` is refused by name (torch
+    would fail inside a layer with a message that names no argument). Under
+    ``torch.autocast`` inputs stay in the weights' dtype, so autocast is unaffected.
+    ``dtype=None`` (no weights) only promotes integers (:func:`as_float`)."""
+    if dtype is None:
+        return as_float(name, tensor)
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        return as_float(name, tensor).to(dtype)
+    if tensor.dtype != dtype:
+        raise ValueError(
+            f"{name}: dtype {tensor.dtype} differs from the weights' {dtype}; convert one "
+            "to the other (for lower precision, keep the inputs and use torch.autocast)"
+        )
+    return tensor
+
+
+def parameter_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first parameter (``None`` without parameters)."""
+    first = next(module.parameters(), None)
+    return None if first is None else first.dtype

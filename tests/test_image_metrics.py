@@ -19,7 +19,10 @@ def test_psnr_by_hand():
     mask = torch.zeros(2, 4, 4, dtype=torch.bool)
     mask[:, 2:] = True  # only the rows that are right in item 1
     assert psnr(pred, target, mask)[1] == math.inf
-    assert torch.isnan(psnr(pred, target, torch.zeros(2, 4, 4, dtype=torch.bool))).all()
+    one_empty = mask.clone()
+    one_empty[1] = False
+    with pytest.raises(ValueError, match=r"mask: item\(s\) \[1\] select no pixel"):
+        psnr(pred, target, one_empty)
     assert psnr(pred * 255, target * 255, max_value=255)[0].item() == pytest.approx(20.0)
 
 
@@ -88,3 +91,17 @@ def test_bad_inputs_name_the_argument():
         local_scale_invariant_mse(x, x)
     assert psnr(x.mul(255).round().to(torch.uint8), x.mul(255).round().to(torch.uint8),
                 max_value=255).isinf().all()  # integers promoted  # fmt: skip
+
+
+def test_empty_masks_and_zero_targets_are_refused_not_nan():
+    x = torch.rand(2, 3, 20, 20) + 0.1
+    empty = torch.ones(2, 20, 20, dtype=torch.bool)
+    empty[0] = False
+    for metric in (psnr, scale_invariant_mse, local_scale_invariant_mse):
+        with pytest.raises(ValueError, match=r"mask: item\(s\) \[0\]|target: item\(s\) \[0\]"):
+            metric(x, x, empty)
+        assert torch.isfinite(metric(x[1:] * 0.5, x[1:], empty[1:])).all()
+    dark = x.clone()
+    dark[1] = 0
+    with pytest.raises(ValueError, match=r"target: item\(s\) \[1\] are zero"):
+        local_scale_invariant_mse(x, dark)

@@ -70,11 +70,13 @@ def test_bad_labels_and_empty_items():
         segmentation_confusion(gt, gt[:, :1], 2, 2)
     with pytest.raises(ValueError, match="valid: expected shape"):
         segmentation_confusion(gt, gt, 2, 2, torch.ones(1, 3, dtype=torch.bool))
-    # A label out of range where not valid is ignored; an item with nothing valid is NaN.
+    # A label out of range where not valid is ignored; an item with nothing valid is
+    # refused by name (its IoU is undefined), never NaN.
     c = segmentation_confusion(torch.tensor([[0, 7]]), gt, 2, 2, torch.tensor([[True, False]]))
     assert c.sum() == 1
-    empty = part_iou(segmentation_confusion(gt, gt, 2, 2, torch.zeros(1, 2, dtype=torch.bool)))
-    assert torch.isnan(empty.iou).all() and (empty.assignment == -1).all()
+    nothing = torch.tensor([[True, True], [False, False]])
+    with pytest.raises(ValueError, match=r"confusion: item\(s\) \[1\] count no point"):
+        part_iou(segmentation_confusion(gt.expand(2, 2), gt.expand(2, 2), 2, 2, nothing))
 
 
 def test_height_bands():

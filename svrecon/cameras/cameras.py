@@ -403,8 +403,10 @@ def well_conditioned_projection(P: torch.Tensor, min_relative_det: float = 1e-4)
     """
     check_shape("P", P, ("B", 3, 4))
     M = P[:, :, :3]
-    m = M.detach().abs().amax(dim=(-1, -2)).clamp_min(torch.finfo(P.dtype).tiny)
-    small = torch.det(M.detach()).abs() < min_relative_det * m**3
+    m = M.detach().abs().amax(dim=(-1, -2))
+    m = torch.where(m > 0, m, torch.ones_like(m))  # an all-zero M becomes a multiple of I
+    # det(M / m) rather than det(M) < rel m^3: m^3 underflows for small (valid) matrices
+    small = torch.det(M.detach() / m[:, None, None]).abs() < min_relative_det
     shift = torch.where(small, min_relative_det ** (1 / 3) * m, torch.zeros_like(m))
     eye = torch.eye(3, dtype=P.dtype, device=P.device)
     return torch.cat([M + shift[:, None, None] * eye, P[:, :, 3:]], dim=-1)

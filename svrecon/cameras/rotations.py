@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from ..checks import check_rotation, check_shape, safe_eps
+from ..checks import as_float, check_rotation, check_shape, safe_eps
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -107,6 +107,7 @@ def euler_trig_to_matrix(trig: torch.Tensor, convention: str) -> torch.Tensor:
     ``convention``. Each pair is normalised first, so an unconstrained network output
     (Cat3D, ShapeClipper viewpoint heads) always gives a rotation. A zero pair raises.
     """
+    trig = as_float("trig", trig)
     check_shape("trig", trig, ("...", 6))
     axes, intrinsic = _parse_convention(convention)
     cos, sin = _normalize_trig(trig, "trig")
@@ -183,6 +184,7 @@ def rotation_6d_to_matrix(
     """
     if layout not in ("columns", "rows"):
         raise ValueError(f"layout: expected 'columns' or 'rows', got {layout!r}")
+    d6 = as_float("d6", d6)
     check_shape("d6", d6, ("...", 6))
     a1, a2 = d6[..., :3], d6[..., 3:]
     x = _unit(a1, "d6: the first 3-vector has zero norm; no rotation can be built")
@@ -287,6 +289,9 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.
     that ``up`` appears upward in the image. Raises when ``eye == target`` or when the
     viewing direction is parallel to ``up``.
     """
+    eye, target, up = (as_float(n, v) for n, v in (("eye", eye), ("target", target), ("up", up)))
+    dtype = torch.promote_types(torch.promote_types(eye.dtype, target.dtype), up.dtype)
+    eye, target, up = eye.to(dtype), target.to(dtype), up.to(dtype)
     dims = check_shape("eye", eye, ("B", 3))
     check_shape("target", target, ("B", 3), dims)
     check_shape("up", up, ("B", 3), dims)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import check_finite, check_shape
+from ..checks import as_float, check_finite, check_shape
 
 __all__ = [
     "PixelSample",
@@ -79,6 +79,7 @@ def sample_pixels_weighted(
             ones in proportion to its weight.
         num: pixels per image.
     """
+    weights = as_float("weights", weights)  # multinomial needs floating point
     dims = check_shape("weights", weights, ("B", "H", "W"))
     check_finite("weights", weights)
     if (weights < 0).any():
@@ -91,9 +92,7 @@ def sample_pixels_weighted(
             f"the fewest is {int(positive.min())}"
         )
     indices = torch.multinomial(flat, num, replacement=False, generator=generator)
-    return _sample(
-        indices, dims["W"], weights.dtype if weights.is_floating_point() else torch.float32
-    )
+    return _sample(indices, dims["W"], weights.dtype)
 
 
 def inverse_distance_weights(distance: torch.Tensor, offset: float = 5.0) -> torch.Tensor:
@@ -109,9 +108,25 @@ def inverse_distance_weights(distance: torch.Tensor, offset: float = 5.0) -> tor
 
 
 def gather_pixels(image: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """Values of ``image`` ``[B, C, H, W]`` at flat ``indices`` ``[B, K]`` -> ``[B, K, C]``."""
+    """Values of ``image`` ``[B, C, H, W]`` at flat ``indices`` ``[B, K]`` -> ``[B, K, C]``.
+
+    ``indices`` are integers in ``[0, H * W)`` (``PixelSample.indices``). Their range is
+    checked on the CPU; on a GPU reading them would stall the pipeline, so an index out
+    of range there is torch's device-side assertion.
+    """
     dims = check_shape("image", image, ("B", "C", "H", "W"))
     check_shape("indices", indices, (dims["B"], "K"))
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise ValueError(f"indices: expected integer pixel indices, got dtype {indices.dtype}")
+    size = dims["H"] * dims["W"]
+    if (
+        indices.device.type == "cpu"
+        and indices.numel()
+        and (int(indices.min()) < 0 or int(indices.max()) >= size)
+    ):
+        raise ValueError(f"indices: expected flat pixel indices in [0, {size}), got "
+                         f"[{int(indices.min())}, {int(indices.max())}]")  # fmt: skip
+    indices = indices.long()
     flat = image.flatten(2)
     idx = indices[:, None].expand(-1, dims["C"], -1)
     return torch.gather(flat, 2, idx).transpose(1, 2)

@@ -16,7 +16,7 @@ import trimesh
 from tqdm.auto import tqdm
 
 from ..data.schema import evaluation_indices, surface_points_of
-from ..metrics import PROTOCOLS, EvaluationProtocol, average_results, evaluate
+from ..metrics import EvaluationProtocol, average_results, evaluate, get_protocol
 from ..models import ReconstructionModel, batch_camera
 
 __all__ = ["EvaluationReport", "Prediction", "evaluate_dataset", "evaluation_indices"]
@@ -118,7 +118,7 @@ def evaluate_dataset(
     given = [x is not None for x in (model, field, mesh, predict)]
     if sum(given) != 1:
         raise ValueError("model, field, mesh, predict: give exactly one")
-    p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
+    p = get_protocol(protocol)
     if model is not None and model.estimates_viewpoint and not p.view_centric:
         raise ValueError(
             f"protocol: {type(model).__name__} estimates its viewpoint, so its canonical "

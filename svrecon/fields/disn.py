@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape, parameter_dtype
 from ._mlp import mlp
 from .base import BoundField
 from .output import FieldOutput
@@ -52,6 +52,7 @@ class DISNDecoder(nn.Module):
         ``[B, N, L]`` (from :func:`svrecon.encoders.sample_features`; ``None`` for the
         global stream alone) -> ``sdf`` ``[B, N]``."""
         dims = check_shape("points", points, ("B", "N", 3))
+        points = as_dtype_of("points", points, parameter_dtype(self))
         check_shape("global_feature", global_feature, (dims["B"], self.global_dim))
         g = global_feature[:, None].expand(-1, dims["N"], -1)
         sdf = self.global_head(torch.cat([self.global_points(points), g], dim=-1))[..., 0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ..numerics import gradient_wrt
 from .base import Field, call_field
 from .output import FieldOutput
@@ -64,6 +64,7 @@ def field_gradient(
     depend on the points (a constant, or a detached output) has gradient zero.
     """
     check_shape("points", points, ("B", "...", 3))
+    points = as_float("points", points)  # integer points have no gradient
     with torch.enable_grad():
         x = points if points.requires_grad else points.detach().requires_grad_(True)
         out = call_field(field, x)
@@ -118,11 +119,19 @@ def pretrain_sphere(
     ``generator``, then moved to the parameters' device and dtype). ``field`` is called as
     ``field(points)`` or, with ``latent_sampler``, ``field(points, latent_sampler(B))``.
 
-    Returns the loss of each iteration.
+    Returns the loss of each iteration. ``radius`` and ``bound`` must be positive,
+    ``batch_size`` and ``num_points`` at least 1 (no points would be a NaN loss).
     """
     parameters = list(parameters)
     if not parameters:
         raise ValueError("parameters: nothing to optimise")
+    for name, value in (("radius", radius), ("bound", bound)):
+        if not value > 0:
+            raise ValueError(f"{name}: expected a positive value, got {value}")
+    for name, value in (("iterations", iterations), ("batch_size", batch_size),
+                        ("num_points", num_points)):  # fmt: skip
+        if value < (0 if name == "iterations" else 1):
+            raise ValueError(f"{name}: expected >= {0 if name == 'iterations' else 1}, got {value}")
     dtype, device = parameters[0].dtype, parameters[0].device
     opt = torch.optim.Adam(parameters, lr=lr)
     losses = []

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape
 from ._mlp import mlp
 from .base import BoundField
 from .encoding import PositionalEncoding
@@ -261,7 +261,11 @@ class HyperSDFField(nn.Module):
         encoding = self.encoding
 
         def field(points: torch.Tensor) -> FieldOutput:
-            enc = encoding(points)
+            # generated weights are in autocast's dtype under it: then only promote ints
+            autocast = torch.is_autocast_enabled(points.device.type)
+            enc = encoding(
+                as_dtype_of("points", points, None if autocast else trunk.weights[0].dtype)
+            )
             features = trunk(enc, enc)
             sdf = sdf_head(features, enc)[..., 0]
             rgb = (torch.tanh(rgb_head(features, enc)) + 1) / 2

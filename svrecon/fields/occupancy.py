@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape, parameter_dtype
 from ._mlp import mlp
 from .base import BoundField
 from .encoding import PositionalEncoding
@@ -65,6 +65,7 @@ class OccupancyNetwork(nn.Module):
     def forward(self, points: torch.Tensor, latent: torch.Tensor) -> FieldOutput:
         """``points`` ``[B, N, 3]``, ``latent`` ``[B, latent_dim]`` -> occupancy ``[B, N]``."""
         check_shape("points", points, ("B", "N", 3))
+        points = as_dtype_of("points", points, parameter_dtype(self))
         codes = _cat_codes(points, [("latent", latent, self.latent_dim)])
         y = self.net(torch.cat([points, *codes], dim=-1))[..., 0]
         if self.output == "sigmoid":
@@ -107,6 +108,7 @@ class BranchedOccupancy(nn.Module):
         ``branch_index`` ``[B, N]``.
         """
         check_shape("points", points, ("B", "N", 3))
+        points = as_dtype_of("points", points, parameter_dtype(self))
         cat = _cat_codes(points, [("category", category, self.category_dim)])
         shp = _cat_codes(points, [("shape", shape, self.shape_dim)])
         x = torch.cat([*cat, points, *shp], dim=-1)
@@ -158,6 +160,7 @@ class BranchedAlbedo(nn.Module):
         with ``albedo`` ``[B, N, 3]``, the colour of its ``branch_index``, and
         ``branch_albedo`` ``[B, N, K, 3]``, every branch's colour, added."""
         dims = check_shape("points", points, ("B", "N", 3))
+        points = as_dtype_of("points", points, parameter_dtype(self))
         if occupancy.branch_index is None:
             raise ValueError("occupancy: expected a branched output with branch_index, got None")
         check_shape("occupancy.branch_index", occupancy.branch_index, (dims["B"], dims["N"]))

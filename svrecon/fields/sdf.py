@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape, parameter_dtype
 from .base import BoundField
 from .encoding import PositionalEncoding
 from .output import FieldOutput
@@ -187,6 +187,7 @@ class SDFNetwork(nn.Module):
         ``sdf`` is ``[B, N]`` and ``features`` ``[B, N, feature_dim]``.
         """
         dims = check_shape("points", points, ("B", "N", 3))
+        points = as_dtype_of("points", points, parameter_dtype(self))
         if self.symmetric:
             points = torch.cat([points[..., :1].abs(), points[..., 1:]], dim=-1)
         x = self.encoding(points) if self.encoding is not None else points

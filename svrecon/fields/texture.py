@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape, parameter_dtype
 from ._mlp import mlp
 from .base import BoundField, Field
 from .encoding import PositionalEncoding
@@ -53,6 +53,7 @@ class TextureNetwork(nn.Module):
         ``[B, N, F]`` are read), ``latent`` ``[B, L]`` -> that output with ``rgb``
         ``[B, N, 3]`` in ``[0, 1]`` added."""
         dims = check_shape("points", points, ("B", "N", 3))
+        points = as_dtype_of("points", points, parameter_dtype(self))
         if shape.features is None:
             raise ValueError("shape: expected a FieldOutput with features, got features=None")
         check_shape("shape.features", shape.features, (dims["B"], dims["N"], self.feature_dim))

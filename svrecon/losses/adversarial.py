@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ._reduce import mean_or_zero
 
 __all__ = ["discriminator_loss", "generator_loss", "r1_penalty"]
@@ -52,6 +52,7 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
 
 
 def _logits(name: str, logits: torch.Tensor) -> torch.Tensor:
+    logits = as_float(name, logits)
     if logits.dim() == 2 and logits.shape[1] == 1:
         logits = logits[:, 0]
     check_shape(name, logits, ("B",))

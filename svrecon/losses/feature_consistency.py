@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 
 __all__ = ["feature_consistency_loss", "largest_eigenvector", "part_boundary_points"]
 
@@ -143,6 +143,7 @@ def feature_consistency_loss(
     (all one category if ``None``), ``valid`` ``[B, q]``. Pairs where either direction
     is undefined are skipped; no pair gives 0 with zero gradients.
     """
+    features = as_float("features", features)
     vectors, defined = largest_eigenvector(features, valid)
     b = features.shape[0]
     if labels is None:

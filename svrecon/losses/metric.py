@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 
 __all__ = ["CategoryCentres", "category_metric_loss"]
 
@@ -26,6 +26,7 @@ def category_metric_loss(
     ``centres`` ``[C, D]``, ``labels`` ``[B]`` integer categories. A zero embedding has
     cosine 0 to every centre (loss ``log C``) with finite gradients.
     """
+    embeddings, centres = as_float("embeddings", embeddings), as_float("centres", centres)
     dims = check_shape("embeddings", embeddings, ("B", "D"))
     check_shape("centres", centres, ("C", dims["D"]))
     check_shape("labels", labels, (dims["B"],))

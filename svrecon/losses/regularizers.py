@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ..fields.gradients import field_value
 from ..numerics import safe_norm
 from ._reduce import mean_or_zero, weighted_mean
@@ -75,19 +75,24 @@ def _check_pair(pred, target, mask):
 def symmetry_loss(field, points: torch.Tensor, axis: int = 0) -> torch.Tensor:
     """Mean ``|f(x) - f(mirror(x))|`` for points ``[B, N, 3]``, mirroring coordinate ``axis``
     (a soft alternative to ShapeClipper's architectural symmetry ``x -> (|x|, y, z)``).
-    ``field`` maps points to a ``FieldOutput`` or values ``[B, N]``.
+    ``field`` maps points to a ``FieldOutput`` or values ``[B, N]``; no points give 0.
     """
     check_shape("points", points, ("B", "N", 3))
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis: expected 0, 1 or 2, got {axis!r}")
     mirrored = points.clone()
     mirrored[..., axis] = -mirrored[..., axis]
-    return (field_value(field(points)) - field_value(field(mirrored))).abs().mean()
+    return mean_or_zero((field_value(field(points)) - field_value(field(mirrored))).abs())
 
 
 def sphere_sdf_loss(sdf: torch.Tensor, points: torch.Tensor, radius: float = 0.5) -> torch.Tensor:
     """Sphere pretraining (SDF-SRN): ``mean((f(x) - (|x| - radius))^2)``.
 
-    Shapes: ``sdf`` ``[B, N]`` at ``points`` ``[B, N, 3]``.
+    Shapes: ``sdf`` ``[B, N]`` at ``points`` ``[B, N, 3]``; ``radius > 0``.
     """
+    if not radius > 0:
+        raise ValueError(f"radius: expected a positive sphere radius, got {radius}")
+    sdf, points = as_float("sdf", sdf), as_float("points", points)
     dims = check_shape("points", points, ("B", "N", 3))
     check_shape("sdf", sdf, (dims["B"], dims["N"]))
     return mean_or_zero((sdf - (points.norm(dim=-1) - radius)) ** 2)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 from ..numerics import safe_norm
 from ._reduce import mean_or_zero
 
@@ -24,8 +24,9 @@ __all__ = [
 
 
 def _pairs(name: str, trig: torch.Tensor) -> torch.Tensor:
+    trig = as_float(name, trig)
     if trig.dim() == 2 and trig.shape[1] % 2 == 0:
-        trig = trig.reshape(trig.shape[0], -1, 2)
+        trig = trig.reshape(trig.shape[0], trig.shape[1] // 2, 2)  # -1 is ambiguous at B = 0
     check_shape(name, trig, ("B", "P", 2))
     return trig
 
@@ -65,12 +66,15 @@ def uniform_azimuth_loss(trig: torch.Tensor, p: int = 1) -> torch.Tensor:
     of the prior by sorting (the exact 1-D ``W_p = (mean |x_(i) - y_(i)|^p)^(1/p)`` for
     equal-size samples); the three distances are averaged. ``p = 1`` (ShapeClipper's
     default configs) or ``p = 2`` (its Pix3D config). ``trig``: ``[B, 2]`` azimuth
-    ``(cos, sin)``.
+    ``(cos, sin)``; an empty batch gives 0.
     """
+    trig = as_float("trig", trig)
     check_shape("trig", trig, ("B", 2))
     if p not in (1, 2):
         raise ValueError(f"p: expected 1 or 2, got {p}")
     b = trig.shape[0]
+    if b == 0:  # no azimuths, no distance: 0 with a zero gradient
+        return trig.sum() * 0
     grid = (2 * torch.arange(b, device=trig.device, dtype=trig.dtype) + 1) * math.pi / b
     prior = torch.stack([grid.cos(), grid.sin(), grid.cos() * grid.sin()], -1)
     empirical = torch.stack([trig[:, 0], trig[:, 1], trig[:, 0] * trig[:, 1]], -1)
@@ -93,6 +97,7 @@ def angle_range_loss(
     ``a = atan2(sin, cos)`` in degrees, ``-180 < low <= high < 180``. ``trig``:
     ``[B, 2]``. A zero vector is read as angle 0 with zero gradient.
     """
+    trig = as_float("trig", trig)
     check_shape("trig", trig, ("B", 2))
     if not -180 < low <= high < 180:
         raise ValueError(f"low, high: expected -180 < low <= high < 180, got {low}, {high}")
@@ -109,7 +114,8 @@ def flip_symmetry_loss(trig: torch.Tensor, trig_flipped: torch.Tensor) -> torch.
     (ShapeClipper, weight 0.1): azimuth and roll change sign, elevation is kept.
 
     Shapes: ``trig`` and ``trig_flipped`` ``[B, 3, 2]`` (azimuth, elevation, roll pairs)
-    or ``[B, 6]``. Squared error per pair, averaged over the batch, summed over angles.
+    or ``[B, 6]``. Squared error per pair, averaged over the batch (an empty one gives
+    0), summed over angles.
     """
     target = _pairs("trig", trig)
     flipped = _pairs("trig_flipped", trig_flipped)
@@ -119,4 +125,4 @@ def flip_symmetry_loss(trig: torch.Tensor, trig_flipped: torch.Tensor) -> torch.
             f"and {list(flipped.shape)}"
         )
     sign = target.new_tensor([[1.0, -1.0], [1.0, 1.0], [1.0, -1.0]])
-    return ((flipped - target * sign) ** 2).sum(-1).mean(0).sum()
+    return ((flipped - target * sign) ** 2).sum() / max(target.shape[0], 1)

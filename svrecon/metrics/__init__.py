@@ -24,7 +24,7 @@ from .distances import (
     normal_consistency,
 )
 from .images import local_scale_invariant_mse, psnr, scale_invariant_mse
-from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate
+from .protocols import PROTOCOLS, EvaluationProtocol, average_results, evaluate, get_protocol
 from .segmentation import PartIoUResult, height_band_labels, part_iou, segmentation_confusion
 from .viewpoint import AzimuthAlignment, angle_difference, azimuth_errors, fit_azimuth_alignment
 from .volumetric import solid_voxels, volumetric_iou, voxel_iou
@@ -49,6 +49,7 @@ __all__ = [
     "f_score",
     "height_band_labels",
     "fit_azimuth_alignment",
+    "get_protocol",
     "icp",
     "kabsch",
     "local_scale_invariant_mse",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cameras.rotations import euler_to_matrix
-from ..checks import check_shape
+from ..checks import as_float, check_rotation, check_shape
 from .distances import chamfer_distance, nearest_neighbors
 
 __all__ = [
@@ -27,9 +27,13 @@ def to_view_frame(points: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """Rotate canonical points ``[B, N, 3]`` into the camera's orientation, ``x -> R x``
     (``rotation`` ``[B, 3, 3]``, world-to-camera). Cat3D and ShapeClipper compare the
     prediction in its predicted view frame with the ground truth in its true view frame.
+    A ``rotation`` that is not one (zero, scaled, sheared, reflecting; checked to
+    ``1e-3``, float32's rounding passes) is a ``ValueError``.
     """
+    points, rotation = _as_floats(points, rotation, ("points", "rotation"))
     dims = check_shape("points", points, ("B", "N", 3))
     check_shape("rotation", rotation, (dims["B"], 3, 3))
+    check_rotation("rotation", rotation, tol=1e-3)
     return points @ rotation.transpose(1, 2)
 
 
@@ -44,9 +48,11 @@ def normalize_cloud(
     ``center``: ``"bbox"`` (the bounding box's centre; the default for the first two
     modes) or ``"centroid"`` (the mean; the default for ``"unit_sphere"``, and what
     ShapeClipper's ``normalize_pc`` uses before its x/y-extent scaling). A degenerate
-    cloud (zero extent) is only centred.
+    cloud (zero extent) is only centred; an empty one is a ``ValueError``.
     """
-    check_shape("points", points, ("B", "N", 3))
+    dims = check_shape("points", points, ("B", "N", 3))
+    if dims["N"] == 0:
+        raise ValueError("points: expected at least one point, got 0")
     lo, hi = points.min(1).values, points.max(1).values
     if center is None:
         center = "centroid" if mode == "unit_sphere" else "bbox"
@@ -66,6 +72,16 @@ def normalize_cloud(
     return (points - origin[:, None]) / scale[:, None, None]
 
 
+def _as_floats(
+    a: torch.Tensor, b: torch.Tensor, names: tuple[str, str] = ("source", "target")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both tensors as floating point in one dtype (integers promoted, the wider of two
+    float dtypes)."""
+    a, b = as_float(names[0], a), as_float(names[1], b)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dtype), b.to(dtype)
+
+
 def kabsch(
     source: torch.Tensor, target: torch.Tensor, scale: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,12 +90,16 @@ def kabsch(
     ``R`` a proper rotation (det +1), ``s = 1`` without ``scale``. Fewer than 3 point
     pairs leave the rotation undetermined (and its SVD gradient undefined): refused.
     Collinear points are not checked (that would read the values); their rotation
-    about the line is arbitrary.
+    about the line is arbitrary. Integer points are promoted; half-precision ones are
+    solved in float32 (there is no half SVD) and returned in their own dtype.
     """
+    source, target = _as_floats(source, target)
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], dims["N"], 3))
     if dims["N"] < 3:
         raise ValueError(f"source: kabsch needs at least 3 point pairs, got {dims['N']}")
+    if source.dtype in (torch.float16, torch.bfloat16):
+        return tuple(x.to(source.dtype) for x in kabsch(source.float(), target.float(), scale))
     mu_s, mu_t = source.mean(1), target.mean(1)
     xs, xt = source - mu_s[:, None], target - mu_t[:, None]
     cov = xt.transpose(1, 2) @ xs / source.shape[1]  # [B, 3, 3]
@@ -120,6 +140,7 @@ def icp(
     :func:`kabsch`, repeat (SDF-SRN aligns Pascal3D predictions with 50 rigid
     iterations). Stops early when the mean error changes by less than ``tolerance``.
     """
+    source, target = _as_floats(source, target)
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], "M", 3))
     if iterations < 0:
@@ -171,7 +192,8 @@ def rotation_search(
     """
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], "M", 3))
-    check_shape("rotations", rotations, ("K", 3, 3))
+    if check_shape("rotations", rotations, ("K", 3, 3))["K"] == 0:
+        raise ValueError("rotations: expected at least one candidate rotation, got 0")
     rotations = rotations.to(source)
     scores = torch.stack(
         [chamfer_distance(source @ r.T, target).chamfer for r in rotations], dim=-1

@@ -24,6 +24,16 @@ def _images(pred, target, mask):
     return torch.where(m, pred, zero), torch.where(m, target.to(pred.dtype), zero), m
 
 
+def _refuse_empty(m: torch.Tensor, score: str) -> torch.Tensor:
+    """The number of scored values per item; an item with none is refused by name
+    (the score is undefined there: never NaN)."""
+    count = m.flatten(1).sum(1)
+    empty = (count == 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"mask: item(s) {empty} select no pixel; {score} is undefined there")
+    return count
+
+
 def psnr(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -33,8 +43,9 @@ def psnr(
     """Peak signal-to-noise ratio ``10 log10(max^2 / MSE)`` per item ``[B]`` (dB).
 
     Shapes: ``pred``, ``target`` ``[B, C, H, W]``, ``mask`` ``[B, H, W]`` (the pixels
-    scored, e.g. the foreground; all if ``None``). Identical images give ``inf``; an
-    item with an empty mask gives NaN (no pixel to score).
+    scored, e.g. the foreground; all if ``None``). Identical images give ``inf`` (as
+    scikit-image); an item with an empty mask is refused (``ValueError``: no pixel to
+    score), so score only the items that have pixels.
 
     Example::
 
@@ -42,7 +53,7 @@ def psnr(
         tensor([20.0000])
     """
     p, t, m = _images(pred, target, mask)
-    count = m.flatten(1).sum(1)
+    count = _refuse_empty(m, "PSNR")
     mse = ((p - t) ** 2).flatten(1).sum(1) / count
     return 10 * torch.log10(max_value**2 / mse)
 
@@ -57,11 +68,11 @@ def scale_invariant_mse(
     shading estimates are compared with the truth.
 
     Shapes as :func:`psnr`. A channel whose prediction is 0 gets ``a_c = 0``; an item
-    with an empty mask gives NaN.
+    with an empty mask is refused (``ValueError``).
     """
     p, t, m = _images(pred, target, mask)
     alpha = _best_scale(p, t, dims=(2, 3))
-    count = m.flatten(1).sum(1)
+    count = _refuse_empty(m, "the scale-invariant MSE")
     return ((alpha * p - t) ** 2 * m).flatten(1).sum(1) / count
 
 
@@ -83,7 +94,8 @@ def local_scale_invariant_mse(
     perfect and 1 is as bad as predicting nothing.
 
     Shapes as :func:`psnr`; the image must be at least ``window`` on each side. An item
-    whose masked target is all zero gives NaN.
+    whose masked target is all zero (an empty mask included) is refused
+    (``ValueError``: the normaliser is 0).
     """
     p, t, m = _images(pred, target, mask)
     if window < 1 or stride < 1:
@@ -98,4 +110,10 @@ def local_scale_invariant_mse(
     pp, tt = patches(p), patches(t)
     alpha = _best_scale(pp, tt, dims=2)
     error = ((alpha * pp - tt) ** 2).flatten(1).sum(1)
-    return error / (tt**2).flatten(1).sum(1)
+    normaliser = (tt**2).flatten(1).sum(1)
+    zero = (normaliser == 0).nonzero().flatten().tolist()
+    if zero:
+        raise ValueError(
+            f"target: item(s) {zero} are zero on every masked pixel; LMSE is undefined there"
+        )
+    return error / normaliser

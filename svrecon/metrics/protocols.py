@@ -19,7 +19,14 @@ from .align import icp, normalize_cloud, rotation_grid, rotation_search, to_view
 from .distances import approximate_match_cost, cloud_distances, earth_movers_distance
 from .volumetric import voxel_iou
 
-__all__ = ["ALIGNMENTS", "PROTOCOLS", "EvaluationProtocol", "average_results", "evaluate"]
+__all__ = [
+    "ALIGNMENTS",
+    "PROTOCOLS",
+    "EvaluationProtocol",
+    "average_results",
+    "evaluate",
+    "get_protocol",
+]
 
 #: The alignments a protocol can ask for.
 ALIGNMENTS = ("none", "view_centric", "view_centric_xy_extent", "icp", "rotation_search")
@@ -290,6 +297,16 @@ PROTOCOLS: dict[str, EvaluationProtocol] = {
 }
 
 
+def get_protocol(protocol: EvaluationProtocol | str) -> EvaluationProtocol:
+    """``protocol`` itself, or the registered protocol of that name (an unknown name
+    is a ``ValueError`` listing the known ones)."""
+    if isinstance(protocol, EvaluationProtocol):
+        return protocol
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: expected one of {sorted(PROTOCOLS)}, got {protocol!r}")
+    return PROTOCOLS[protocol]
+
+
 def _is_mesh(value) -> bool:
     """Whether ``value`` is a ``trimesh.Trimesh``, without importing trimesh for it: if
     trimesh was never imported, nothing can be one."""
@@ -340,7 +357,7 @@ def evaluate(
         ``precision@t``, ``recall@t`` per threshold (fractions in ``[0, 1]``); ``emd``
         if asked for; ``empty`` (1.0 for an empty prediction, else 0.0).
     """
-    p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
+    p = get_protocol(protocol)
     flips = np.asarray(p.gt_axis_flips, dtype=np.float64)
     if _is_mesh(gt):
         if len(gt.faces) == 0:
@@ -429,7 +446,7 @@ def average_results(
     per category, then over categories. F-scores are averaged per sample, or (for
     ``"from_mean_precision_recall"``) recomputed from the averaged precision and recall.
     """
-    p = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
+    p = get_protocol(protocol)
     if not results:
         raise ValueError("results: nothing to average")
     if categories is not None and len(categories) != len(results):

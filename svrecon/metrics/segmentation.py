@@ -67,8 +67,10 @@ class PartIoUResult:
     Attributes:
         iou: ``[B]`` the mean over the parts present in ``gt`` of the IoU with the
             branch assigned to them (0 for a part left without a branch when there
-            are fewer branches than parts); NaN for an item with no part present.
-        part_iou: ``[B, P]`` each part's IoU (NaN for absent parts).
+            are fewer branches than parts). An item with no part present (nothing
+            counted) is refused by :func:`part_iou`.
+        part_iou: ``[B, P]`` each part's IoU; NaN marks a part absent from the item
+            (a table entry with nothing to score, not a value: ``iou`` skips it).
         assignment: ``[B, P]`` the branch assigned to each part (-1: none).
     """
 
@@ -92,6 +94,9 @@ def part_iou(confusion: torch.Tensor) -> PartIoUResult:
     c = confusion.detach().double().cpu()
     if (c < 0).any() or not torch.isfinite(c).all():
         raise ValueError("confusion: expected counts (finite, >= 0)")
+    empty = (c.flatten(1).sum(1) == 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"confusion: item(s) {empty} count no point; part IoU is undefined there")
     union = c.sum(2, keepdim=True) + c.sum(1, keepdim=True) - c
     ious = torch.where(union > 0, c / union.clamp_min(1), 0.0)
     present = c.sum(1) > 0  # [B, P]
@@ -100,16 +105,12 @@ def part_iou(confusion: torch.Tensor) -> PartIoUResult:
     per_part = torch.full((b, p), torch.nan, dtype=torch.float64)
     for i in range(b):
         parts = torch.nonzero(present[i]).flatten()
-        if len(parts) == 0:
-            continue
         matrix = ious[i][:, parts].numpy()
         rows, cols = linear_sum_assignment(matrix, maximize=True)
         per_part[i, parts] = 0.0
         assignment[i, parts[cols]] = torch.as_tensor(rows, dtype=torch.long)
         per_part[i, parts[cols]] = torch.as_tensor(matrix[rows, cols])
-    counts = present.sum(1)
-    total = torch.where(present, per_part, 0.0).sum(1)
-    mean = torch.where(counts > 0, total / counts.clamp_min(1), torch.nan)
+    mean = torch.where(present, per_part, 0.0).sum(1) / present.sum(1)
     device = confusion.device
     return PartIoUResult(mean.to(device), per_part.to(device), assignment.to(device))
 

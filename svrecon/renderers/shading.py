@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ..checks import check_shape
+from ..checks import as_float, check_shape
 
 __all__ = ["FACE3DMM_SH_CONSTANTS", "SH_CONSTANTS", "sh_basis", "sh_shading"]
 
@@ -70,6 +70,8 @@ def sh_shading(
     ``shading[..., c] = sum_k coefficients[c, k] * sh_basis(n)[k]``; the rendered colour
     is ``albedo * shading``.
     """
+    normals = as_float("normals", normals)
+    coefficients = as_float("coefficients", coefficients)
     check_shape("normals", normals, ("...", 3))
     if normals.dim() < 2:
         raise ValueError(f"normals: expected shape [B, ..., 3], got {list(normals.shape)}")
