@@ -18,6 +18,10 @@ def files(tmp_path_factory, tiny_procedural):
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(root / "mask20.png")
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "blank_mask.png")
     Image.fromarray(np.full((16, 16, 3), 255, np.uint8)).save(root / "white.png")
+    Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(root / "tiny.png")
+    speck = np.full((400, 400, 3), 255, np.uint8)
+    speck[200, 201] = 0  # one object pixel, lost by resizing to --size 8
+    Image.fromarray(speck).save(root / "speck.png")
     (root / "not_an_image.png").write_text("hello")
     (root / "junk.pt").write_bytes(b"\x00" * 100)
     torch.save({"weights": torch.zeros(2)}, root / "foreign.pt")
@@ -96,6 +100,11 @@ def bad_invocations(r):
         ["reconstruct", img, "--checkpoint", str(r / "junk.pt")],
         ["reconstruct", img, "--checkpoint", str(r / "foreign.pt")],
         ["reconstruct", img, "--out", str(r / "mesh.txt")],
+        ["reconstruct", img, "--out", str(r / "img.obj")],  # the picture would overwrite img
+        ["reconstruct", img, "--picture", img],
+        ["reconstruct", img, "--picture", str(r / "picture.txt")],
+        ["reconstruct", str(r / "tiny.png")],
+        ["reconstruct", str(r / "speck.png"), "--size", "8"],
         ["demo", "--shapes", "0"],
         ["demo", "--seed", "x"],
         ["demo", "--out", str(r / "img.png" / "under_a_file")],  # an OSError, not a traceback

@@ -241,6 +241,13 @@ def run_reconstruct(args) -> None:
     out = Path(args.out)
     if out.suffix.lower() not in (".obj", ".ply", ".off", ".stl", ".glb"):
         raise UsageError(f"--out: expected a mesh file (.obj .ply .off .stl .glb), got {out}")
+    picture = Path(args.picture) if args.picture else out.with_suffix(".png")
+    inputs = {Path(p).resolve() for p in (args.image, args.mask) if p is not None}
+    for flag, path in (("--out", out), ("--picture", picture)):
+        if path.resolve() in inputs:
+            raise UsageError(f"{flag}: {path} is an input file; writing there would overwrite it")
+    if picture.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        raise UsageError(f"--picture: expected a .png, .jpg, .pdf or .svg file, got {picture}")
     if args.checkpoint is None:
         model = load_model(shipped_checkpoint(args.model or "disn"))
     else:
@@ -253,7 +260,6 @@ def run_reconstruct(args) -> None:
     (mesh,) = model.reconstruct(image, camera, resolution=args.resolution, masks=mask)
     export_mesh(mesh, out)
     print(f"mesh: {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)")
-    picture = Path(args.picture) if args.picture else out.with_suffix(".png")
     row = reconstruction_row(image[0], mesh, camera, novel_cameras(args.size))
     save_panel([row], picture, ["input", "input view", "novel 1", "novel 2", "novel 3"])
     print(f"picture: {picture}")

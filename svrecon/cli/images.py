@@ -67,9 +67,14 @@ def load_image(path: str, mask_path: str | None, size: int) -> tuple[torch.Tenso
     channel, else every pixel that is not (near) white. Greyscale, 16-bit, palette
     and RGBA images are read at their full range. A non-square image is padded to a
     square (white, no object) before resizing. A mask of another size than the image
-    is an error.
+    is an error, and so are an image under 8 pixels a side and an object that no pixel
+    of the resized mask keeps.
     """
     image = _open(path, "image")
+    if min(image.size) < 8:
+        raise UsageError(
+            f"image: {path} is {image.size[0]}x{image.size[1]}; expected at least 8x8 pixels"
+        )
     rgb, alpha = _as_float(image)
     if mask_path is not None:
         mask_image = _open(mask_path, "mask")
@@ -89,6 +94,10 @@ def load_image(path: str, mask_path: str | None, size: int) -> tuple[torch.Tenso
     rgb = np.where(mask[..., None], rgb, 1.0)
     rgb = _resize(_square(rgb, 1.0), size, nearest=False)
     mask = _resize(_square(mask.astype(np.float64), 0.0), size, nearest=True) > 0.5
+    if not mask.any():
+        raise UsageError(
+            f"mask: the object in {mask_path or path} covers no pixel at --size {size}"
+        )
     rgb = np.where(mask[..., None], rgb, 1.0).clip(0, 1)
     image_t = torch.from_numpy(rgb).float().permute(2, 0, 1)[None]
     return image_t, torch.from_numpy(mask)[None]
