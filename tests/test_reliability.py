@@ -511,7 +511,8 @@ def test_integer_arguments_are_promoted_where_torch_would_fail_or_truncate():
     for name, (fn, args) in cases.items():
         expected = fn(*args)
         got = fn(*[a.long() for a in args])
-        for g, e in zip(*(x if isinstance(x, tuple) else (x,) for x in (got, expected))):
+        pairs = zip(*(x if isinstance(x, tuple) else (x,) for x in (got, expected)), strict=True)
+        for g, e in pairs:
             assert g.is_floating_point(), name
             torch.testing.assert_close(g, e, msg=name)
     weights = whole(1, 4, 4).abs() + 1
