@@ -122,12 +122,12 @@ def as_dtype_of(name: str, tensor: torch.Tensor, dtype: torch.dtype | None) -> t
     """``tensor`` for layers whose weights are ``dtype``: integer and bool values are
     promoted to it; a floating dtype other than ``dtype`` is refused by name (torch
     would fail inside a layer with a message that names no argument). Under
-    ``torch.autocast`` inputs stay in the weights' dtype, so autocast is unaffected.
-    ``dtype=None`` (no weights) only promotes integers (:func:`as_float`)."""
-    if dtype is None:
-        return as_float(name, tensor)
+    ``torch.autocast`` (which casts a layer's inputs itself) and with ``dtype=None``
+    (no weights) integers are promoted (:func:`as_float`) and floats pass as they are."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if dtype is None or torch.is_autocast_enabled(tensor.device.type):
+        return as_float(name, tensor)
     if not tensor.is_floating_point():
         return as_float(name, tensor).to(dtype)
     if tensor.dtype != dtype:

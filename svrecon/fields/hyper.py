@@ -261,11 +261,7 @@ class HyperSDFField(nn.Module):
         encoding = self.encoding
 
         def field(points: torch.Tensor) -> FieldOutput:
-            # generated weights are in autocast's dtype under it: then only promote ints
-            autocast = torch.is_autocast_enabled(points.device.type)
-            enc = encoding(
-                as_dtype_of("points", points, None if autocast else trunk.weights[0].dtype)
-            )
+            enc = encoding(as_dtype_of("points", points, trunk.weights[0].dtype))
             features = trunk(enc, enc)
             sdf = sdf_head(features, enc)[..., 0]
             rgb = (torch.tanh(rgb_head(features, enc)) + 1) / 2
