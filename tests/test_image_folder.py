@@ -91,3 +91,33 @@ def test_a_model_trains_on_it_and_evaluation_refuses(folder, tmp_path):
     train_and_evaluate(data, tmp_path, protocol=None)
     with pytest.raises(ValueError, match="no 'surface_points'"):
         evaluate_dataset(data, "procedural", model=load_model(tmp_path / "checkpoint.pt"))
+
+
+def test_sixteen_bit_and_unreadable_files(tmp_path):
+    # PIL's RGBA conversion clips 16-bit greyscale at 255: a mid-grey 16-bit photograph
+    # read as white, and a 16-bit mask of 1000 everywhere (0.015 of its range) read as
+    # all object. The readers scale from the full range instead.
+    from svrecon.data.files import read_png
+
+    grey = np.full((20, 30), 32768, np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    pixels = read_png(tmp_path / "grey16.png", "test")
+    assert pixels.dtype == np.uint8 and pixels.shape == (20, 30)
+    assert (pixels == round(32768 / 65535 * 255)).all()
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match="broken.png is not an image PIL can read"):
+        read_png(tmp_path / "broken.png", "test")
+    with pytest.raises(FileNotFoundError, match="test: missing file"):
+        read_png(tmp_path / "absent.png", "test")
+    root = tmp_path / "folder" / "vase"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    Image.fromarray(grey).save(root / "images" / "v.png")
+    mask = np.zeros((20, 30), np.uint16)
+    mask[5:15, 10:20] = 65535
+    mask[0, 0] = 1000  # faint: not the object
+    Image.fromarray(mask).save(root / "masks" / "v.png")
+    item = ImageFolderDataset(tmp_path / "folder", size=16)[0]
+    inside = item["image"][:, item["mask"]]
+    torch.testing.assert_close(inside, torch.full_like(inside, 0.5), atol=0.01, rtol=0)
+    assert 0.3 < item["mask"].float().mean() < 0.8

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.files import image_as_float
 from .errors import UsageError
 
 __all__ = ["load_image"]
@@ -23,23 +24,6 @@ def _open(path: str, what: str):
     except (UnidentifiedImageError, OSError) as exc:
         raise UsageError(f"{what}: {path} is not an image PIL can read ({exc})") from None
     return image
-
-
-def _as_float(image) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(rgb [H, W, 3], alpha [H, W] or None)`` in ``[0, 1]`` for any PIL mode."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
-        grey = np.clip(grey / peak, 0, 1)
-        return np.repeat(grey[..., None], 3, -1), None
-    if image.mode == "F":
-        grey = np.clip(np.asarray(image, dtype=np.float64), 0, 1)
-        return np.repeat(grey[..., None], 3, -1), None
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255
-    return rgba[..., :3], (rgba[..., 3] if has_alpha else None)
 
 
 def _square(array: np.ndarray, fill: float) -> np.ndarray:
@@ -75,7 +59,7 @@ def load_image(path: str, mask_path: str | None, size: int) -> tuple[torch.Tenso
         raise UsageError(
             f"image: {path} is {image.size[0]}x{image.size[1]}; expected at least 8x8 pixels"
         )
-    rgb, alpha = _as_float(image)
+    rgb, alpha = image_as_float(image)
     if mask_path is not None:
         mask_image = _open(mask_path, "mask")
         if mask_image.size != image.size:
@@ -83,7 +67,7 @@ def load_image(path: str, mask_path: str | None, size: int) -> tuple[torch.Tenso
                 f"mask: {mask_path} is {mask_image.size[0]}x{mask_image.size[1]}, the image "
                 f"is {image.size[0]}x{image.size[1]}"
             )
-        mask_rgb, mask_alpha = _as_float(mask_image)
+        mask_rgb, mask_alpha = image_as_float(mask_image)
         mask = mask_rgb.max(-1) > 0.5 if mask_alpha is None else mask_alpha > 0.5
     elif alpha is not None:
         mask = alpha > 0.5

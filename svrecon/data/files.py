@@ -14,6 +14,7 @@ __all__ = [
     "ModelViewDataset",
     "crop_intrinsics",
     "crop_view",
+    "image_as_float",
     "read_channel",
     "read_mesh",
     "read_png",
@@ -31,14 +32,48 @@ SHAPENET_SYNSETS = {
 }  # fmt: skip
 
 
+#: PIL modes of greyscale images with more than 8 bits (16-bit PNGs, float TIFFs).
+HIGH_RANGE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+def image_as_float(image) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(rgb [H, W, 3], alpha [H, W] or None)`` in ``[0, 1]`` of a PIL image of any
+    mode, at its full range: 16-bit greyscale over 65535 (mode ``I`` holding only
+    values up to 255 is read as 8-bit), float greyscale clipped to ``[0, 1]``, palette
+    transparency as alpha."""
+    if image.mode in HIGH_RANGE_MODES[:-1]:
+        grey = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
+        grey = np.clip(grey / peak, 0, 1)
+        return np.repeat(grey[..., None], 3, -1), None
+    if image.mode == "F":
+        grey = np.clip(np.asarray(image, dtype=np.float64), 0, 1)
+        return np.repeat(grey[..., None], 3, -1), None
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255
+    return rgba[..., :3], (rgba[..., 3] if has_alpha else None)
+
+
 def read_png(path: Path, what: str) -> np.ndarray:
-    """An image file as ``[H, W]`` (greyscale) or ``[H, W, 4]`` (RGBA) uint8."""
-    from PIL import Image
+    """An image file as ``[H, W]`` (greyscale) or ``[H, W, 4]`` (RGBA) uint8. A 16-bit
+    or float greyscale file is scaled from its full range (PIL's RGBA conversion would
+    clip it at 255); a file PIL cannot read is a ``ValueError`` naming it."""
+    from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
-        raise FileNotFoundError(f"{what}: missing image {path}")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGBA") if image.mode != "L" else image)
+        raise FileNotFoundError(f"{what}: missing file {path}")
+    try:
+        with Image.open(path) as image:
+            if image.mode == "L":
+                return np.asarray(image)
+            if image.mode in HIGH_RANGE_MODES:
+                grey = image_as_float(image)[0][..., 0]
+                return np.round(grey * 255).astype(np.uint8)
+            return np.asarray(image.convert("RGBA"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{what}: {path} is not an image PIL can read ({exc})") from None
 
 
 def read_channel(path: Path, what: str) -> np.ndarray:
