@@ -529,3 +529,24 @@ def test_integer_arguments_are_promoted_where_torch_would_fail_or_truncate():
         network(source.half())
     # an empty batch of flipped viewpoints gives 0, not NaN
     assert L.flip_symmetry_loss(torch.zeros(0, 6), torch.zeros(0, 6)).item() == 0.0
+
+
+def test_reconstruct_checks_the_images_it_is_given():
+    # 8-bit values, integers and NaN entered reconstruct unchecked (a mesh of garbage,
+    # a raw conv dtype error, an extraction error that named no argument)
+    from svrecon.data import view_camera
+    from svrecon.engine import load_model, shipped_checkpoint
+
+    model = load_model(shipped_checkpoint("disn"))
+    camera = view_camera(torch.tensor([0.5]), torch.tensor([0.4]), 16)
+    image = torch.rand(1, 3, 16, 16)
+    cases = [
+        (image * 255, r"images: expected values in \[0, 1\]"),
+        ((image * 255).to(torch.uint8), "images: expected floats in"),
+        (image * float("nan"), "images: contains NaN"),
+        (image[:, :2], "images: expected shape"),
+    ]
+    for images, message in cases:
+        with pytest.raises(ValueError, match=message):
+            model.reconstruct(images, camera, resolution=8)
+    assert len(model.reconstruct(image, camera, resolution=16)) == 1

@@ -12,6 +12,7 @@ __all__ = [
     "ITEM_SCHEMA",
     "ItemKey",
     "check_batch",
+    "check_images",
     "evaluation_indices",
     "surface_points_of",
     "validate_item",
@@ -122,6 +123,28 @@ def surface_points_of(item: dict) -> torch.Tensor:
     return points
 
 
+def check_images(images: torch.Tensor, name: str = "image") -> dict[str, int]:
+    """Check images entering a model from outside: ``[B, 3, H, W]``, floating point,
+    finite, in ``[0, 1]`` (an 8-bit image divided by 255); ``ValueError`` naming
+    ``name`` otherwise. Returns the sizes ``B``, ``H``, ``W``. (It reads the values: one
+    host synchronisation, for inputs, not for hot paths.)"""
+    from ..checks import check_shape
+
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name}: expected a tensor [B, 3, H, W], got {type(images).__name__}")
+    sizes = check_shape(name, images, ("B", 3, "H", "W"))
+    if not images.is_floating_point():
+        raise ValueError(
+            f"{name}: expected floats in [0, 1], got {images.dtype} (divide 8-bit images by 255)"
+        )
+    if images.numel():
+        if not torch.isfinite(images).all():
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError(f"{name}: expected values in [0, 1] (divide 8-bit images by 255)")
+    return sizes
+
+
 def check_batch(batch: dict) -> None:
     """Check a collated batch's cross-key consistency before a model reads it: ``image``
     ``[B, 3, H, W]`` with values in ``[0, 1]``, ``mask`` ``[B, H, W]``, and every other
@@ -131,12 +154,7 @@ def check_batch(batch: dict) -> None:
 
     if "image" not in batch or not isinstance(batch["image"], torch.Tensor):
         raise ValueError("batch: expected an 'image' tensor [B, 3, H, W]")
-    sizes = check_shape("image", batch["image"], ("B", 3, "H", "W"))
-    image = batch["image"]
-    if not image.is_floating_point():
-        raise ValueError(f"image: expected floats in [0, 1], got {image.dtype}")
-    if image.numel() and (image.min() < 0 or image.max() > 1):
-        raise ValueError("image: expected values in [0, 1] (divide 8-bit images by 255)")
+    sizes = check_images(batch["image"])
     for key, spec in ITEM_SCHEMA.items():
         value = batch.get(key)
         if key == "image" or not isinstance(value, torch.Tensor):

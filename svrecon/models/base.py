@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..cameras import Camera, PerspectiveCamera
-from ..data.schema import check_batch
+from ..data.schema import check_batch, check_images
 from ..fields import Field
 from ..mesh import extract_mesh
 
@@ -219,7 +219,9 @@ class ReconstructionModel(nn.Module, ABC):
         cubes of the predicted field at :attr:`surface_level`; an empty mesh where it
         has no surface. A model that estimates the viewpoint (which reads ``masks``
         ``[B, H, W]``) returns its canonical-frame meshes, rotated into ``camera``'s
-        world frame when a camera is given (:meth:`canonical_to_world`)."""
+        world frame when a camera is given (:meth:`canonical_to_world`). ``images``
+        must be finite floats in ``[0, 1]`` (:func:`svrecon.data.check_images`)."""
+        check_images(images, "images")
         was_training = self.training
         self.eval()
         try:
