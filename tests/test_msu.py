@@ -245,6 +245,15 @@ def test_model_render_and_segment_shapes(tiny_procedural):
     assert labels.shape == (2, 10) and labels.min() >= 0 and labels.max() < 4
     meshes = model.reconstruct(images, resolution=16)
     assert len(meshes) == 2
+    # the shape field (what extraction and segmentation read) is the joint field
+    # without its albedo decoder: the same occupancy and branches
+    points = torch.rand(2, 50, 3) - 0.5
+    with torch.no_grad():
+        codes = model.encode(images)[0]
+        joint, shape = model.field_of(codes)(points), model.field_for(images)(points)
+    assert shape.albedo is None and joint.albedo is not None
+    torch.testing.assert_close(shape.occupancy, joint.occupancy, rtol=0, atol=0)
+    assert torch.equal(shape.branch_index, joint.branch_index)
 
 
 def test_a_singular_regressed_camera_renders_finite_values(tiny_procedural):

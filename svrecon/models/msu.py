@@ -309,10 +309,17 @@ class MSU(ReconstructionModel):
         albedo, branch values and index) of a dict of codes."""
         return self.joint.bind(codes["shape"], codes["albedo"], codes.get("category"))
 
+    def shape_field_of(self, codes: Mapping[str, torch.Tensor]):
+        """The occupancy field alone ``points [B, N, 3] -> FieldOutput`` (occupancy,
+        branch values and index; the same values as :meth:`field_of`, without the
+        albedo decoder, which is half the cost of a grid evaluation)."""
+        return self.joint.occupancy.bind(codes["shape"], codes.get("category"))
+
     def field_for(self, images: torch.Tensor, camera: Camera | None = None):
-        """The per-image joint occupancy field, canonical frame (the camera is never
-        read: MSU estimates its own)."""
-        return self.field_of(self.encode(images)[0])
+        """The per-image shape field (:meth:`shape_field_of`: occupancy and branches),
+        canonical frame (the camera is never read: MSU estimates its own). Mesh
+        extraction and segmentation read it; :meth:`field_of` adds the albedo."""
+        return self.shape_field_of(self.encode(images)[0])
 
     def forward(self, images: torch.Tensor):
         return self.field_for(images)
