@@ -142,3 +142,14 @@ def parameter_dtype(module: torch.nn.Module) -> torch.dtype | None:
     """The dtype of ``module``'s first parameter (``None`` without parameters)."""
     first = next(module.parameters(), None)
     return None if first is None else first.dtype
+
+
+def check_class_labels(name: str, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``labels`` as int64 class indices in ``[0, num_classes)``: whole-valued floats
+    are accepted, fractional values and values out of range refused by name (never
+    truncated or left to an index error). Reads the values: one host synchronisation."""
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError(f"{name}: expected whole numbers, got {labels.tolist()}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{name}: expected values in [0, {num_classes}), got {labels.tolist()}")
+    return labels.long()

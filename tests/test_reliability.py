@@ -550,3 +550,34 @@ def test_reconstruct_checks_the_images_it_is_given():
         with pytest.raises(ValueError, match=message):
             model.reconstruct(images, camera, resolution=8)
     assert len(model.reconstruct(image, camera, resolution=16)) == 1
+
+
+def test_encoders_take_integer_images_and_refuse_bad_labels_by_name():
+    # raw torch dtype errors, an embedding IndexError and fractional labels truncated
+    # silently, found by the second audit
+    from svrecon.encoders import ConvEncoder, ProjectionDiscriminator, sample_features
+
+    encoder = ConvEncoder(3, (4, 8), {"shape": 2})
+    pixels = torch.randint(0, 2, (1, 3, 8, 8))
+    torch.testing.assert_close(encoder(pixels)["shape"], encoder(pixels.float())["shape"])
+    with pytest.raises(ValueError, match="images: dtype torch.float64 differs"):
+        encoder(torch.zeros(1, 3, 8, 8, dtype=torch.float64))
+    disc = ProjectionDiscriminator(3, 4, 4, 8).eval()  # no power iteration between calls
+    images = torch.rand(2, 4, 8, 8)
+    for labels, message in (
+        ([0, 3], r"expected values in \[0, 3\)"),
+        ([0.5, 1.0], "expected whole"),
+    ):
+        with pytest.raises(ValueError, match=f"labels: {message}"):
+            disc(images, torch.tensor(labels))
+    torch.testing.assert_close(disc(images, torch.tensor([0.0, 2.0])),
+                               disc(images, torch.tensor([0, 2])))  # fmt: skip
+    with pytest.raises(ValueError, match="feature_maps: expected at least one"):
+        sample_features([], torch.rand(1, 2, 3), _camera(), (8, 8))
+
+
+def _camera():
+    from svrecon.cameras import PerspectiveCamera
+
+    pose = torch.cat([torch.eye(3), torch.tensor([[0.0], [0.0], [2.0]])], 1)[None]
+    return PerspectiveCamera(torch.tensor([[8.0, 8.0]]), torch.tensor([[4.0, 4.0]]), pose)

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape, parameter_dtype
 
 __all__ = ["ResNetEncoder", "VGG16FeaturePyramid", "load_state_dict_file"]
 
@@ -106,7 +106,7 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         check_shape("images", images, ("B", self.in_channels, "H", "W"))
-        return self.codes(self.backbone(images))
+        return self.codes(self.backbone(as_dtype_of("images", images, parameter_dtype(self))))
 
 
 # (layer index after which the activation is taken, name, channels) in torchvision's vgg16.
@@ -142,7 +142,7 @@ class VGG16FeaturePyramid(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         check_shape("images", images, ("B", 3, "H", "W"))
         taps = {i for i, _, _ in _VGG16_TAPS}
-        maps, h = [], images
+        maps, h = [], as_dtype_of("images", images, parameter_dtype(self))
         for i, layer in enumerate(self.features):
             h = layer(h)
             if i in taps:

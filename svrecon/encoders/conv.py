@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_shape, parameter_dtype
 
 __all__ = ["ConvEncoder"]
 
@@ -70,7 +70,7 @@ class ConvEncoder(nn.Module):
         H / 2^(i+1), ...]``, pooled feature ``[B, widths[-1]]``)."""
         spatial = ("D", "H", "W")[3 - self.spatial_dims :]
         check_shape("images", images, ("B", self.in_channels, *spatial))
-        maps, h = [], images
+        maps, h = [], as_dtype_of("images", images, parameter_dtype(self))
         for stage in self.stages:
             h = stage(h)
             maps.append(h)

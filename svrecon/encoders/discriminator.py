@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import spectral_norm as _spectral_norm
 
-from ..checks import check_shape
+from ..checks import as_dtype_of, check_class_labels, check_shape, parameter_dtype
 
 __all__ = ["ProjectionDiscriminator"]
 
@@ -67,11 +67,13 @@ class ProjectionDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         s = self.image_size
         dims = check_shape("images", images, ("B", self.in_channels, s, s))
+        images = as_dtype_of("images", images, parameter_dtype(self))
         phi = self.features(images).sum(dim=(2, 3))
         logits = self.linear(phi)[:, 0]
         if self.embedding is not None:
             if labels is None:
                 raise ValueError("labels: a class-conditional discriminator needs labels [B]")
             check_shape("labels", labels, (dims["B"],))
-            logits = logits + (self.embedding(labels.long()) * phi).sum(-1)
+            labels = check_class_labels("labels", labels, self.embedding.num_embeddings)
+            logits = logits + (self.embedding(labels) * phi).sum(-1)
         return logits

@@ -74,6 +74,8 @@ def sample_features(
     Returns ``[B, N, sum C_i]``, the maps' features concatenated in order.
     """
     check_shape("points", points, (len(camera), "N", 3))
+    if not feature_maps:
+        raise ValueError("feature_maps: expected at least one map, got none")
     H, W = image_size
     pixels = camera.project(points)
     out = []

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import as_float, check_shape
+from ..checks import as_float, check_class_labels, check_shape
 
 __all__ = ["CategoryCentres", "category_metric_loss"]
 
@@ -34,14 +34,9 @@ def category_metric_loss(
         raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
     if temperature <= 0:
         raise ValueError(f"temperature: expected > 0, got {temperature}")
-    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
-        raise ValueError(f"labels: expected whole numbers, got {labels.tolist()}")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= centres.shape[0]):
-        raise ValueError(
-            f"labels: expected values in [0, {centres.shape[0]}), got {labels.tolist()}"
-        )
+    labels = check_class_labels("labels", labels, centres.shape[0])
     cosine = F.normalize(embeddings, dim=-1) @ F.normalize(centres, dim=-1).T
-    return F.cross_entropy(cosine / temperature, labels.long(), reduction=reduction)
+    return F.cross_entropy(cosine / temperature, labels, reduction=reduction)
 
 
 class CategoryCentres(nn.Module):
