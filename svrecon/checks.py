@@ -76,6 +76,24 @@ def as_float(name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def as_floats(*named: tuple[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Several ``(name, tensor)`` as floating-point tensors of one dtype: integers
+    promoted (:func:`as_float`), then all cast to the widest of their dtypes."""
+    tensors = [as_float(name, tensor) for name, tensor in named]
+    dtype = tensors[0].dtype
+    for tensor in tensors[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return tuple(tensor.to(dtype) for tensor in tensors)
+
+
+def refuse_items(name: str, bad: torch.Tensor, reason: str) -> None:
+    """Raise ``ValueError`` naming the items where ``bad`` ``[B]`` holds (a score that
+    is undefined there: never NaN). Reads the values: one host synchronisation."""
+    items = bad.nonzero().flatten().tolist()
+    if items:
+        raise ValueError(f"{name}: item(s) {items} {reason}")
+
+
 def check_finite(name: str, tensor: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``tensor`` holds NaN or infinite values."""
     if not torch.isfinite(tensor).all():

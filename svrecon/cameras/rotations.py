@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from ..checks import as_float, check_rotation, check_shape, safe_eps
+from ..checks import as_float, as_floats, check_rotation, check_shape, safe_eps
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -289,9 +289,7 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.
     that ``up`` appears upward in the image. Raises when ``eye == target`` or when the
     viewing direction is parallel to ``up``.
     """
-    eye, target, up = (as_float(n, v) for n, v in (("eye", eye), ("target", target), ("up", up)))
-    dtype = torch.promote_types(torch.promote_types(eye.dtype, target.dtype), up.dtype)
-    eye, target, up = eye.to(dtype), target.to(dtype), up.to(dtype)
+    eye, target, up = as_floats(("eye", eye), ("target", target), ("up", up))
     dims = check_shape("eye", eye, ("B", 3))
     check_shape("target", target, ("B", 3), dims)
     check_shape("up", up, ("B", 3), dims)

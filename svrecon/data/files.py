@@ -32,8 +32,9 @@ SHAPENET_SYNSETS = {
 }  # fmt: skip
 
 
-#: PIL modes of greyscale images with more than 8 bits (16-bit PNGs, float TIFFs).
-HIGH_RANGE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+#: PIL modes of greyscale images with more than 8 bits: integer (16-bit PNGs) and float.
+INTEGER_HIGH_RANGE_MODES = ("I;16", "I;16B", "I;16L", "I")
+HIGH_RANGE_MODES = (*INTEGER_HIGH_RANGE_MODES, "F")
 
 
 def image_as_float(image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -41,7 +42,7 @@ def image_as_float(image) -> tuple[np.ndarray, np.ndarray | None]:
     mode, at its full range: 16-bit greyscale over 65535 (mode ``I`` holding only
     values up to 255 is read as 8-bit), float greyscale clipped to ``[0, 1]``, palette
     transparency as alpha."""
-    if image.mode in HIGH_RANGE_MODES[:-1]:
+    if image.mode in INTEGER_HIGH_RANGE_MODES:
         grey = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
         grey = np.clip(grey / peak, 0, 1)

@@ -128,10 +128,10 @@ def pretrain_sphere(
     for name, value in (("radius", radius), ("bound", bound)):
         if not value > 0:
             raise ValueError(f"{name}: expected a positive value, got {value}")
-    for name, value in (("iterations", iterations), ("batch_size", batch_size),
-                        ("num_points", num_points)):  # fmt: skip
-        if value < (0 if name == "iterations" else 1):
-            raise ValueError(f"{name}: expected >= {0 if name == 'iterations' else 1}, got {value}")
+    for name, value, least in (("iterations", iterations, 0), ("batch_size", batch_size, 1),
+                               ("num_points", num_points, 1)):  # fmt: skip
+        if value < least:
+            raise ValueError(f"{name}: expected >= {least}, got {value}")
     dtype, device = parameters[0].dtype, parameters[0].device
     opt = torch.optim.Adam(parameters, lr=lr)
     losses = []

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cameras.rotations import euler_to_matrix
-from ..checks import as_float, check_rotation, check_shape
+from ..checks import as_floats, check_rotation, check_shape
 from .distances import chamfer_distance, nearest_neighbors
 
 __all__ = [
@@ -30,7 +30,7 @@ def to_view_frame(points: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     A ``rotation`` that is not one (zero, scaled, sheared, reflecting; checked to
     ``1e-3``, float32's rounding passes) is a ``ValueError``.
     """
-    points, rotation = _as_floats(points, rotation, ("points", "rotation"))
+    points, rotation = as_floats(("points", points), ("rotation", rotation))
     dims = check_shape("points", points, ("B", "N", 3))
     check_shape("rotation", rotation, (dims["B"], 3, 3))
     check_rotation("rotation", rotation, tol=1e-3)
@@ -72,16 +72,6 @@ def normalize_cloud(
     return (points - origin[:, None]) / scale[:, None, None]
 
 
-def _as_floats(
-    a: torch.Tensor, b: torch.Tensor, names: tuple[str, str] = ("source", "target")
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both tensors as floating point in one dtype (integers promoted, the wider of two
-    float dtypes)."""
-    a, b = as_float(names[0], a), as_float(names[1], b)
-    dtype = torch.promote_types(a.dtype, b.dtype)
-    return a.to(dtype), b.to(dtype)
-
-
 def kabsch(
     source: torch.Tensor, target: torch.Tensor, scale: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,7 +83,7 @@ def kabsch(
     about the line is arbitrary. Integer points are promoted; half-precision ones are
     solved in float32 (there is no half SVD) and returned in their own dtype.
     """
-    source, target = _as_floats(source, target)
+    source, target = as_floats(("source", source), ("target", target))
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], dims["N"], 3))
     if dims["N"] < 3:
@@ -140,7 +130,7 @@ def icp(
     :func:`kabsch`, repeat (SDF-SRN aligns Pascal3D predictions with 50 rigid
     iterations). Stops early when the mean error changes by less than ``tolerance``.
     """
-    source, target = _as_floats(source, target)
+    source, target = as_floats(("source", source), ("target", target))
     dims = check_shape("source", source, ("B", "N", 3))
     check_shape("target", target, (dims["B"], "M", 3))
     if iterations < 0:

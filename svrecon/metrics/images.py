@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import as_float, check_shape
+from ..checks import as_float, check_shape, refuse_items
 
 __all__ = ["local_scale_invariant_mse", "psnr", "scale_invariant_mse"]
 
@@ -25,12 +25,9 @@ def _images(pred, target, mask):
 
 
 def _refuse_empty(m: torch.Tensor, score: str) -> torch.Tensor:
-    """The number of scored values per item; an item with none is refused by name
-    (the score is undefined there: never NaN)."""
+    """The number of scored values per item; an item with none is refused by name."""
     count = m.flatten(1).sum(1)
-    empty = (count == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"mask: item(s) {empty} select no pixel; {score} is undefined there")
+    refuse_items("mask", count == 0, f"select no pixel; {score} is undefined there")
     return count
 
 
@@ -111,9 +108,7 @@ def local_scale_invariant_mse(
     alpha = _best_scale(pp, tt, dims=2)
     error = ((alpha * pp - tt) ** 2).flatten(1).sum(1)
     normaliser = (tt**2).flatten(1).sum(1)
-    zero = (normaliser == 0).nonzero().flatten().tolist()
-    if zero:
-        raise ValueError(
-            f"target: item(s) {zero} are zero on every masked pixel; LMSE is undefined there"
-        )
+    refuse_items(
+        "target", normaliser == 0, "are zero on every masked pixel; LMSE is undefined there"
+    )
     return error / normaliser

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checks import check_shape
+from ..checks import check_shape, refuse_items
 
 __all__ = ["PartIoUResult", "height_band_labels", "part_iou", "segmentation_confusion"]
 
@@ -94,9 +94,9 @@ def part_iou(confusion: torch.Tensor) -> PartIoUResult:
     c = confusion.detach().double().cpu()
     if (c < 0).any() or not torch.isfinite(c).all():
         raise ValueError("confusion: expected counts (finite, >= 0)")
-    empty = (c.flatten(1).sum(1) == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"confusion: item(s) {empty} count no point; part IoU is undefined there")
+    refuse_items(
+        "confusion", c.flatten(1).sum(1) == 0, "count no point; part IoU is undefined there"
+    )
     union = c.sum(2, keepdim=True) + c.sum(1, keepdim=True) - c
     ious = torch.where(union > 0, c / union.clamp_min(1), 0.0)
     present = c.sum(1) > 0  # [B, P]
