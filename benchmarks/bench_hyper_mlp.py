@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._timing import header, measure  # noqa: E402
+from benchmarks._timing import header, measure, measure_pair  # noqa: E402
 from svrecon.fields import HyperNetwork, PositionalEncoding  # noqa: E402
 from tests.reference.hyper_loop import hyper_mlp_loop  # noqa: E402
 
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--strategy", default="auto")
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     torch.manual_seed(0)
     enc = PositionalEncoding(5, "sdf_srn")
@@ -34,17 +35,18 @@ def main() -> None:
     mlp = hyper(torch.randn(args.batch, 512, device=args.device))
     mlp.strategy = args.strategy
     x = enc(torch.rand(args.batch, args.points, 3, device=args.device) * 2 - 1)
-    with torch.no_grad():
-        batched = measure(lambda: mlp(x, x), args.device)
-        loop = measure(
+    with torch.no_grad():  # interleaved: the ratio is the median of back-to-back pairs
+        batched, loop, ratio = measure_pair(
+            lambda: mlp(x, x),
             lambda: hyper_mlp_loop(mlp.weights, mlp.biases, x, x, (1, 2, 3), True, True),
             args.device,
+            repeats=args.repeats,
         )
     print(header(args.device))
     print(f"batch {args.batch} x {args.points} points, SDF-SRN trunk (4 x 128)")
     print(f"  HyperMLP ({args.strategy}): {batched[0] * 1e3:8.2f} ms (IQR {batched[1] * 1e3:.2f})")
     print(f"  python loop      : {loop[0] * 1e3:8.2f} ms (IQR {loop[1] * 1e3:.2f})")
-    print(f"  speed-up         : {loop[0] / batched[0]:.2f}x")
+    print(f"  speed-up         : {ratio:.2f}x (median of {args.repeats} interleaved pairs)")
     # Roofline: the trunk's multiply-adds against one dense GEMM of the widest layer's
     # shape, the fastest this device multiplies such matrices. If the loop already runs
     # near it, no batching can beat the loop by much.

@@ -61,7 +61,10 @@ print(json.dumps({"steps_per_s": steps / elapsed, "peak_gb": peak, "params": par
 def run_child(args, name: str, preset: str, stage: str, compiled: str) -> dict:
     cmd = [sys.executable, "-c", CHILD, name, preset, args.data, str(args.batch),
            str(args.steps), args.device, stage, compiled]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"no result within {args.timeout} s"}
     if done.returncode:
         lines = done.stderr.strip().splitlines() or ["(no output)"]
         return {"failed": lines[-1]}
@@ -76,6 +79,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default=".cache/bench_training")
     parser.add_argument("--compile", action="store_true", help="also time compiled steps")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every registered")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
@@ -90,7 +95,9 @@ def main() -> None:
     extra = " compiled steps/s |" if args.compile else ""
     print("| model | preset | parameters | steps/s | peak memory |" + extra)
     print("|---|---|---|---|---|" + ("---|" if args.compile else ""))
-    for name in sorted(MODELS):
+    for name in args.models or sorted(MODELS):
+        if name not in MODELS:
+            parser.error(f"--models: {name!r} is not registered ({sorted(MODELS)})")
         for preset in args.presets:
             if preset not in MODELS[name].presets:
                 continue

@@ -43,6 +43,10 @@ CONFIGS = {
     "linear": {"search": "linear"},
     "no_category": {"category_dim": 0},
     "no_finetune": {},
+    # BAE-NET's L1 on the branch layer (its --L1reg, 1e-6 on a mean over 8192 points:
+    # about 4e-3 on stage 1's sum over 4096), ten times that for a 1/100 of its steps
+    "branch_l1": {"loss_weights": {"branch_l1": 0.04}},
+    "balance": {"loss_weights": {"branch_balance": 10.0}},
 }
 #: (run name, stage, stage options, steps, learning rate) of the CPU schedule.
 #: One resolution: at 16^3 the procedural shapes fill 3% of the voxels (thin parts
@@ -97,6 +101,8 @@ def run_stages(args, root: Path) -> Path:
             owner = "full"
         out = root / f"{owner}_seed{args.seed}"
         kwargs = get_model("msu").preset("cpu", **CONFIGS[owner])
+        if args.loss_weights:
+            kwargs["loss_weights"] = {**kwargs.get("loss_weights", {}), **args.loss_weights}
         if stage == "decoders" and args.inside_fraction is not None:
             options = {**options, "inside_fraction": args.inside_fraction}
         steps = max(1, round(args.stage_steps.get(name, steps) * scale))
@@ -118,6 +124,8 @@ def run_stages(args, root: Path) -> Path:
                 train(config, resume=checkpoint if checkpoint.exists() else None)
                 (run / "seconds.txt").write_text(f"{time.time() - started:.0f}\n")
         previous = checkpoint
+        if name == args.only:
+            break
     return previous
 
 
@@ -264,6 +272,37 @@ def diagnose(
     return out
 
 
+@torch.no_grad()
+def voxel_code_parts(model, data_root: str, resolution: int = 32, parts: str = "semantic"):
+    """Part segmentation of the shapes decoded from ``E'``'s codes of the test shapes'
+    voxels (stage 1 alone: no image encoder, no camera), beside the height bands:
+    what the branches of the decoder can segment before the images enter."""
+    from svrecon.data import ProceduralDataset, WithColouredVoxels
+    from svrecon.engine import evaluate_part_segmentation
+
+    model.eval()
+    test_set = WithColouredVoxels(
+        ProceduralDataset(data_root, "test"), resolution=resolution, num_points=1
+    )
+
+    def predict(item, points):
+        codes = model.encode_voxels(item["voxels"][None])
+        return model.shape_field_of(codes)(points[None]).branch_index[0]
+
+    return evaluate_part_segmentation(
+        test_set, predict=predict, num_labels=model.num_part_labels, parts=parts
+    )
+
+
+def run_parts(args) -> None:
+    from svrecon.engine import load_model
+
+    report = voxel_code_parts(load_model(args.checkpoint), args.data, args.resolution, args.parts)
+    out = {"checkpoint": args.checkpoint, "parts": args.parts, **report.summary,
+           "per_category": report.per_category}  # fmt: skip
+    print(json.dumps(out, indent=1))
+
+
 def run_diagnose(args) -> None:
     from svrecon.engine import load_model
 
@@ -390,20 +429,30 @@ def run_table(args) -> None:
             print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def overrides(kind):
-    """``"a=1,b=2"`` -> ``{"a": kind("1"), ...}`` over the schedule's run names."""
-    names = [run for run, *_ in SCHEDULE]
+def assignments(names, kind):
+    """An argparse type: ``"a=1,b=2"`` -> ``{"a": kind("1"), ...}``, names among ``names``
+    (a list, or a callable giving it, read when parsing)."""
 
     def parse(text: str) -> dict:
+        allowed = sorted(names() if callable(names) else names)
         out = {}
         for part in filter(None, text.split(",")):
             name, _, value = part.partition("=")
-            if name not in names:
-                raise argparse.ArgumentTypeError(f"{name!r}: expected one of {names}")
+            if name not in allowed:
+                raise argparse.ArgumentTypeError(f"{name!r}: expected one of {allowed}")
             out[name] = kind(value)
         return out
 
     return parse
+
+
+def msu_terms() -> list[str]:
+    from svrecon.models.msu import MSU_WEIGHTS
+
+    return list(MSU_WEIGHTS)
+
+
+RUN_NAMES = [run for run, *_ in SCHEDULE]
 
 
 def main() -> None:
@@ -417,20 +466,25 @@ def main() -> None:
                    help="multiply every stage's steps (a quick run: 0.1)")  # fmt: skip
     t.add_argument(
         "--stage-steps",
-        type=overrides(int),
+        type=assignments(RUN_NAMES, int),
         default={},
         metavar="RUN=N,...",
         help="steps of named runs of the schedule, e.g. image_encoder=2000",
     )
     t.add_argument(
         "--stage-lr",
-        type=overrides(float),
+        type=assignments(RUN_NAMES, float),
         default={},
         metavar="RUN=LR,...",
         help="learning rates of named runs, e.g. image_encoder=1e-3",
     )
     t.add_argument("--inside-fraction", type=float, default=None,
                    help="occupied share of stage 1's samples (default 0.5)")  # fmt: skip
+    t.add_argument("--loss-weights", type=assignments(msu_terms, float), default={},
+                   metavar="TERM=W,...",
+                   help="override the configuration's loss weights (every stage)")  # fmt: skip
+    t.add_argument("--only", choices=RUN_NAMES, default=None,
+                   help="stop after this run of the schedule (scored as the last)")  # fmt: skip
     t.add_argument("--out", default=None, help="default: runs/msu_ablation")
     t.add_argument("--export", help="also write the last stage's weights here (as shipped)")
     t.add_argument("--no-score", action="store_true",
@@ -448,12 +502,17 @@ def main() -> None:
     d.add_argument("--chamfer-items", type=int, default=0,
                    help="also the msu protocol's Chamfer of the first N items")  # fmt: skip
     d.set_defaults(run=run_diagnose)
+    p = sub.add_parser("parts", help="part IoU of the shapes of E''s voxel codes (stage 1)")
+    p.add_argument("checkpoint")
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--parts", choices=("semantic", "primitive"), default="semantic")
+    p.set_defaults(run=run_parts)
     c = sub.add_parser("searches", help="linear vs linear-binary search on a trained model")
     c.add_argument("checkpoint")
     c.add_argument("--samples", type=int, default=32)
     c.add_argument("--items", type=int, default=48)
     c.set_defaults(run=run_searches)
-    for command in (t, s, d, c):
+    for command in (t, s, d, p, c):
         command.add_argument("--data", default=".cache/procedural")
     args = parser.parse_args()
     if args.run is run_train and not args.steps_scale > 0:

@@ -10,6 +10,7 @@ from torch.autograd import gradcheck
 
 from svrecon.losses import (
     albedo_constancy_loss,
+    branch_balance_loss,
     feature_consistency_loss,
     largest_eigenvector,
     masked_l1_loss,
@@ -350,3 +351,73 @@ def test_part_boundary_points_are_the_voxels_next_to_another_branch():
     assert not valid.any()  # no segments, no boundary
     with pytest.raises(ValueError, match="branch_index: expected shape"):
         part_boundary_points(centres, occupied, branch[:1], 4)
+
+
+def _balance_loop(logits, mask):
+    """Naive reference: per item, K * sum_k f_k P_k over the masked points, then the mean."""
+    values = []
+    for item_logits, item_mask in zip(logits, mask, strict=True):
+        k = item_logits.shape[-1]
+        rows = item_logits[item_mask]
+        points = [(row, int(row.argmax())) for row in rows]
+        if not points:
+            values.append(0.0)
+            continue
+        total = 0.0
+        for branch in range(k):
+            share = sum(1 for _, w in points if w == branch) / len(points)
+            mean_p = sum(float(torch.softmax(row, 0)[branch]) for row, _ in points) / len(points)
+            total += share * mean_p
+        values.append(k * total)
+    return sum(values) / len(values)
+
+
+def test_branch_balance_hand_values_extremes_and_naive_loop():
+    inside = torch.ones(1, 2, dtype=torch.bool)
+    logits = torch.tensor([[[0.0, 0.0], [math.log(3.0), 0.0]]])  # branch 0 wins both
+    # f = (1, 0), P = (5/8, 3/8): 2 * 5/8
+    assert branch_balance_loss(logits, inside).item() == pytest.approx(1.25)
+    # one branch takes everything with certainty: K; an even split with certainty: 1
+    sure = torch.tensor([[[20.0, 0.0, 0.0], [20.0, 0.0, 0.0], [20.0, 0.0, 0.0]]])
+    assert branch_balance_loss(sure, torch.ones(1, 3, dtype=bool)).item() == pytest.approx(3.0)
+    split = torch.eye(3)[None] * 20
+    assert branch_balance_loss(split, torch.ones(1, 3, dtype=bool)).item() == pytest.approx(1.0)
+    # masked points do not count
+    assert branch_balance_loss(logits, torch.tensor([[True, False]])).item() == pytest.approx(1.0)
+    torch.manual_seed(0)
+    logits = torch.randn(3, 17, 5, dtype=torch.float64)
+    mask = torch.rand(3, 17) > 0.3
+    mask[1] = False  # an item with nothing inside contributes 0
+    got = branch_balance_loss(logits, mask)
+    assert got.item() == pytest.approx(_balance_loop(logits, mask), rel=1e-12)
+    # over the batch: the items' points pooled
+    pooled = branch_balance_loss(logits, mask, per_item=False)
+    flat = _balance_loop(logits[mask][None], torch.ones(1, int(mask.sum()), dtype=bool))
+    assert pooled.item() == pytest.approx(flat, rel=1e-12)
+
+
+def test_branch_balance_gradient_reaches_every_branch_and_passes_gradcheck():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 9, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(2, 9) > 0.2
+    branch_balance_loss(logits, mask).backward()
+    assert (logits.grad[mask].abs() > 0).all()  # losers too: not only the argmax branch
+    assert (logits.grad[~mask] == 0).all()
+    assert gradcheck(lambda x: branch_balance_loss(x, mask), (logits.detach().requires_grad_(),))
+
+
+def test_branch_balance_refuses_bad_shapes_and_keeps_empty_inputs_finite():
+    with pytest.raises(ValueError, match=r"logits: expected shape \[B, N, K\]"):
+        branch_balance_loss(torch.zeros(2, 3), torch.ones(2, 3, dtype=bool))
+    with pytest.raises(ValueError, match="mask"):
+        branch_balance_loss(torch.zeros(2, 3, 4), torch.ones(2, 4, dtype=bool))
+    with pytest.raises(ValueError, match="mask: expected a bool"):
+        branch_balance_loss(torch.zeros(2, 3, 4), torch.ones(2, 3))
+    empty = torch.zeros(0, 3, 4, requires_grad=True)
+    loss = branch_balance_loss(empty, torch.zeros(0, 3, dtype=bool))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(empty.grad, torch.zeros_like(empty))
+    none_inside = torch.randn(2, 3, 4, requires_grad=True)
+    loss = branch_balance_loss(none_inside, torch.zeros(2, 3, dtype=bool))
+    assert loss.item() == 0.0 and torch.isfinite(loss)

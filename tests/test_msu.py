@@ -133,6 +133,57 @@ def test_without_a_category_code_has_no_category_terms(tiny_procedural):
     assert "category" not in model.losses(batch_of(data))
 
 
+def _stage_one_total(losses):
+    """Eq. 8's weighted terms (MSU_WEIGHTS: 1, 1, 100)."""
+    weights = {"occupancy": 1, "albedo": 1, "category": 100}
+    return sum(losses[k].item() * w for k, w in weights.items())
+
+
+def test_branch_l1_is_bae_net_l1_on_the_branch_layer_weights(tiny_procedural):
+    model = tiny(loss_weights={"branch_l1": 0.5})
+    model.set_stage("decoders")
+    data = model.stage_dataset(ProceduralDataset(tiny_procedural, "train"), resolution=8)
+    batch = batch_of(data)
+    layer = model.joint.occupancy.net[-1]  # hidden (16) -> 4 branch logits
+    assert model.joint.occupancy.branch_layer is layer and layer.weight.shape == (4, 16)
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(-32, 32, dtype=torch.float32).view(4, 16) / 64)
+    losses = model.losses(batch)
+    hand = sum(abs(k) for k in range(-32, 32)) / 64  # 1024 / 64 = 16
+    assert losses["branch_l1"].item() == pytest.approx(hand)
+    rest = _stage_one_total(losses)
+    assert losses["total"].item() == pytest.approx(rest + 0.5 * hand, rel=1e-5)
+    # its gradient is weight * sign(W) on the branch layer alone (biases untouched)
+    model.zero_grad()
+    losses["branch_l1"].backward()
+    torch.testing.assert_close(layer.weight.grad, torch.sign(layer.weight.detach()))
+    assert layer.bias.grad is None
+    default = tiny()  # MSU states no regulariser: off unless weighted
+    default.set_stage("decoders")
+    assert "branch_l1" not in default.losses(batch)
+
+
+def test_branch_balance_term_is_the_balance_of_the_occupied_points_logits(tiny_procedural):
+    from svrecon.losses import branch_balance_loss
+
+    model = tiny(loss_weights={"branch_balance": 2.0})
+    model.set_stage("decoders")
+    data = model.stage_dataset(ProceduralDataset(tiny_procedural, "train"), resolution=8)
+    batch = batch_of(data)
+    torch.manual_seed(0)
+    losses = model.losses(batch)
+    codes = model.encode_voxels(batch["voxels"])
+    decoder = model.joint.occupancy
+    logits = decoder.logits(batch["voxel_points"], codes["shape"], codes["category"])
+    out = decoder(batch["voxel_points"], codes["shape"], codes["category"])
+    torch.testing.assert_close(torch.sigmoid(logits), out.branch_values)  # one decoder
+    inside = batch["voxel_occupancy"] > 0.5
+    expected = branch_balance_loss(logits, inside)
+    torch.testing.assert_close(losses["branch_balance"], expected)
+    rest = _stage_one_total(losses)
+    assert losses["total"].item() == pytest.approx(rest + 2 * expected.item(), rel=1e-5)
+
+
 def _config(root, out, stage, **kw):
     return TrainConfig(model="msu", model_kwargs=TINY, data_root=str(root), out_dir=str(out),
                        iterations=4, batch_size=2, lr=1e-3, checkpoint_every=2, protocol=None,

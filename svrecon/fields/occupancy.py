@@ -99,6 +99,11 @@ class BranchedOccupancy(nn.Module):
         self.num_branches = num_branches
         self.net = _leaky_mlp([category_dim + 3 + shape_dim, *hidden_dims, num_branches], slope)
 
+    @property
+    def branch_layer(self) -> nn.Linear:
+        """The last linear layer: one output (logit) per branch (BAE-NET's L3)."""
+        return self.net[-1]
+
     def forward(
         self, points: torch.Tensor, shape: torch.Tensor, category: torch.Tensor | None = None
     ) -> FieldOutput:
@@ -107,14 +112,19 @@ class BranchedOccupancy(nn.Module):
         Returns ``occupancy`` ``[B, N]``, ``branch_values`` ``[B, N, K]`` and
         ``branch_index`` ``[B, N]``.
         """
+        branches = torch.sigmoid(self.logits(points, shape, category))
+        occupancy, index = branches.max(dim=-1)
+        return FieldOutput(occupancy=occupancy, branch_values=branches, branch_index=index)
+
+    def logits(
+        self, points: torch.Tensor, shape: torch.Tensor, category: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The branch logits ``[B, N, K]`` (before the sigmoid) of ``points`` ``[B, N, 3]``."""
         check_shape("points", points, ("B", "N", 3))
         points = as_dtype_of("points", points, parameter_dtype(self))
         cat = _cat_codes(points, [("category", category, self.category_dim)])
         shp = _cat_codes(points, [("shape", shape, self.shape_dim)])
-        x = torch.cat([*cat, points, *shp], dim=-1)
-        branches = torch.sigmoid(self.net(x))
-        occupancy, index = branches.max(dim=-1)
-        return FieldOutput(occupancy=occupancy, branch_values=branches, branch_index=index)
+        return self.net(torch.cat([*cat, points, *shp], dim=-1))
 
     def bind(self, shape: torch.Tensor, category: torch.Tensor | None = None) -> BoundField:
         """The field with the shape code ``[B, S]`` (and category code ``[B, C]``) bound."""

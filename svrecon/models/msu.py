@@ -37,6 +37,7 @@ from ..encoders import ConvEncoder, ResNetEncoder, sample_features
 from ..fields import BranchedAlbedo, BranchedOccupancy, JointOccupancyField
 from ..losses import (
     albedo_constancy_loss,
+    branch_balance_loss,
     feature_consistency_loss,
     occupancy_photometric_loss,
     occupancy_pretraining_losses,
@@ -65,12 +66,17 @@ __all__ = [
 #: beside them a cross-entropy of weight 1 is a thousandth of the gradient ``E'``
 #: gets, and its category code learned nothing in 600 steps (chance accuracy): hence
 #: ``category`` 100.
-#: Stage 1 (Eq. 8): ``occupancy``, ``albedo``, ``category``. Stage 2 (L_2): ``image``
+#: Stage 1 (Eq. 8): ``occupancy``, ``albedo``, ``category``; ``branch_l1`` is BAE-NET's
+#: L1 norm of the branch layer's weights (its ``--L1reg``; MSU adopts BAE-NET as
+#: ``D_S`` but states no regulariser, hence 0 here); ``branch_balance`` is svrecon's
+#: load balancing of the branches inside each shape (:func:`branch_balance_loss`; it
+#: revives branches that never win, 0 in the paper preset). Stage 2 (L_2): ``image``
 #: (Eq. 6), ``code_category`` / ``code_shape`` / ``code_albedo`` (squared distances to
 #: ``E'``'s codes), ``camera`` (standardised projection matrix), ``lighting``. Stage 3
 #: (Eq. 4): ``image``, ``silhouette`` (Eq. 5), ``feature_consistency`` (Eq. 7),
 #: ``albedo_constancy``, ``white_shading``.
-MSU_WEIGHTS = {"occupancy": 1.0, "albedo": 1.0, "category": 100.0,
+MSU_WEIGHTS = {"occupancy": 1.0, "albedo": 1.0, "category": 100.0, "branch_l1": 0.0,
+               "branch_balance": 0.0,
                "image": 1.0, "code_category": 1.0, "code_shape": 1.0, "code_albedo": 1.0,
                "camera": 1.0, "lighting": 1.0,
                "silhouette": 1.0, "feature_consistency": 0.1, "albedo_constancy": 1e-3,
@@ -436,16 +442,27 @@ class MSU(ReconstructionModel):
     def _decoder_terms(self, batch):
         """Eq. 8 on the coloured voxels: occupancy MSE summed over the ``K`` points,
         albedo MSE over the occupied ones among them, cross-entropy of the category
-        classifier."""
+        classifier; with a ``branch_l1`` weight, BAE-NET's L1 norm of the branch
+        layer's weights (each branch then reads few hidden units: compact parts); with
+        a ``branch_balance`` weight, :func:`branch_balance_loss` on the branch logits
+        of the occupied points (every branch gets a gradient, not only the winner)."""
         self._need(batch, "voxels", "voxel_points", "voxel_occupancy", "voxel_albedo")
         codes = self.encode_voxels(batch["voxels"])
         out = self.field_of(codes)(batch["voxel_points"])
         logits = None if self.classifier is None else self.classifier(codes["category"])
-        return occupancy_pretraining_losses(
+        terms = occupancy_pretraining_losses(
             out.occupancy, batch["voxel_occupancy"], out.albedo, batch["voxel_albedo"],
             logits, None if logits is None else batch["label"], reduction="sum",
             albedo_mask=batch["voxel_occupancy"] > 0.5,
         )  # fmt: skip
+        if self.loss_weights["branch_l1"]:
+            terms["branch_l1"] = self.joint.occupancy.branch_layer.weight.abs().sum()
+        if self.loss_weights["branch_balance"]:
+            logits = self.joint.occupancy.logits(
+                batch["voxel_points"], codes["shape"], codes.get("category")
+            )
+            terms["branch_balance"] = branch_balance_loss(logits, batch["voxel_occupancy"] > 0.5)
+        return terms
 
     def _encoder_terms(self, batch):
         """``L_2``: the codes of ``E'`` on the item's voxels, the standardised true
