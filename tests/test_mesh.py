@@ -158,6 +158,29 @@ def test_auto_extraction_gives_the_dense_mesh_whichever_search_it_picks():
         extract_mesh(field, 32, method="fast")
 
 
+def test_auto_remembers_the_bookkeeping_cost_and_then_decides_after_the_coarse_grid(
+    monkeypatch,
+):
+    from svrecon.mesh import extract
+
+    sphere = field_from_function(lambda p: p.norm(dim=-1) - 0.45)
+    dense = extract_mesh(sphere, 32, method="dense")
+    monkeypatch.setitem(extract._BOOKKEEPING, "per_corner", None)
+    extract_mesh(sphere, 32, method="auto", coarse_resolution=8)  # measures it
+    assert extract._BOOKKEEPING["per_corner"] > 0
+    # bookkeeping said to cost a second per corner: dense wins before any refinement,
+    # so the field sees the coarse grid, one probe point and the dense grid, no more
+    monkeypatch.setitem(extract._BOOKKEEPING, "per_corner", 1.0)
+    auto = extract_mesh(sphere, 32, method="auto", coarse_resolution=8)
+    assert auto.metadata["extraction"] == "dense after hierarchical"
+    assert auto.metadata["field_evaluations"] == 9**3 + 1 + 33**3
+    np.testing.assert_allclose(np.sort(auto.vertices, 0), np.sort(dense.vertices, 0))
+    # free bookkeeping: the hierarchical search goes on past the coarse grid
+    monkeypatch.setitem(extract._BOOKKEEPING, "per_corner", 0.0)
+    auto = extract_mesh(sphere, 32, method="auto", coarse_resolution=8)
+    assert auto.metadata["field_evaluations"] not in (9**3 + 1 + 33**3, 9**3 + 1)
+
+
 def test_sparse_corner_points_reach_the_field_contiguous():
     from svrecon.mesh.extract import _corner_points
 

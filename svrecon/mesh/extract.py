@@ -103,10 +103,12 @@ def extract_mesh(
         bounds: ``(min, max)``, numbers or 3-vectors (default SDF-SRN's ``[-0.6, 0.6]^3``).
         level: the iso-value (default 0 for an SDF, 0.5 for an occupancy).
         method: ``"dense"`` evaluates every corner. ``"auto"`` runs the hierarchical
-            search but switches to dense after its first refinement when the field is
-            so cheap that evaluating every corner would cost less than the remaining
-            bookkeeping (estimated from the timed first refinement and the field's
-            measured cost per point); for an SDF the mesh is the same either way.
+            search but switches to dense when the field is so cheap that evaluating
+            every corner would cost less than the remaining bookkeeping: after its
+            first refinement, timed, the first time in a process; from then on right
+            after the coarse grid, with the bookkeeping's cost per corner remembered
+            and the field's cost per point timed on the coarse grid. For an SDF the
+            mesh is the same either way.
             ``"hierarchical"`` starts from
             ``coarse_resolution`` and doubles it, evaluating only the corners of cells that
             may hold the surface: for an SDF, cells whose corners do not all satisfy
@@ -188,8 +190,20 @@ def _hierarchical(
             f"got {resolution} / {coarse_resolution}"
         )
     res = coarse_resolution
+    coarse_seconds = fn.seconds
     values = fn(grid_points(res, (lo, hi)).numpy()).reshape((res + 1,) * 3)
+    coarse_seconds = fn.seconds - coarse_seconds
     is_sdf = fn.kind == "sdf"  # known after the first evaluation
+    if auto and levels >= 1 and _BOOKKEEPING["per_corner"] is not None:
+        # The bookkeeping's cost per corner is this machine's, measured by an earlier
+        # "auto" extraction; the field's cost per point is timed on the coarse grid.
+        per_point = _marginal_cost(fn, coarse_seconds, (res + 1) ** 3)
+        remaining = _BOOKKEEPING["per_corner"] * sum(
+            (res * 2**k + 1) ** 3 for k in range(1, int(levels) + 1)
+        )
+        if per_point * (resolution + 1) ** 3 < remaining:
+            fn.extraction = "dense after hierarchical"
+            return None
     inherited = None
     fn.extraction = "hierarchical"
     for level in range(int(levels)):
@@ -253,18 +267,28 @@ def _dense_is_cheaper(fn, level_start, seconds_before, evaluations_before, res, 
     1)^3`` corners cost less than the bookkeeping of the remaining levels?"""
     call = fn.seconds - seconds_before
     bookkeeping = time.perf_counter() - level_start - call
-    # Bookkeeping scales with each level's corners.
+    # Bookkeeping scales with each level's corners (remembered for the next "auto"
+    # extraction, which can then decide before refining at all).
+    _BOOKKEEPING["per_corner"] = bookkeeping / (res + 1) ** 3
     remaining = bookkeeping * sum(
         ((res * 2**k + 1) / (res + 1)) ** 3 for k in range(1, int(levels))
     )
-    # The field's marginal cost per point: this level's call less the fixed cost of a
-    # call (timed on one point), which dense slabs amortise.
-    count = fn.evaluations - evaluations_before
+    per_point = _marginal_cost(fn, call, fn.evaluations - evaluations_before)
+    return per_point * (resolution + 1) ** 3 < remaining
+
+
+#: The hierarchical search's bookkeeping seconds per corner of a level on this
+#: machine, measured by the first ``"auto"`` extraction of the process.
+_BOOKKEEPING: dict[str, float | None] = {"per_corner": None}
+
+
+def _marginal_cost(fn, seconds: float, count: int) -> float:
+    """The field's marginal cost per point: ``seconds`` for ``count`` points less the
+    fixed cost of a call (timed on one point), which dense slabs amortise."""
     probe = fn.seconds
     fn(np.zeros((1, 3)))
     overhead = fn.seconds - probe
-    per_point = max(call - overhead, 0.0) / max(count, 1)
-    return per_point * (resolution + 1) ** 3 < remaining
+    return max(seconds - overhead, 0.0) / max(count, 1)
 
 
 def _dilate(cells: np.ndarray) -> np.ndarray:
