@@ -67,7 +67,9 @@ def run_child(args, name: str, preset: str, stage: str, compiled: str) -> dict:
         return {"failed": f"no result within {args.timeout} s"}
     if done.returncode:
         lines = done.stderr.strip().splitlines() or ["(no output)"]
-        return {"failed": lines[-1]}
+        # the exception's own line, not a trailing hint such as dynamo's "Set ...=1"
+        errors = [line for line in lines if "Error:" in line or "Exception:" in line]
+        return {"failed": (errors or lines)[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

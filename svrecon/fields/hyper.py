@@ -125,12 +125,8 @@ class HyperMLP:
             width = h.shape[-1] + (extra.shape[-1] if i in self.concat_layers else 0)
             if width != w.shape[-2]:
                 raise ValueError(f"x: layer {i} expects {w.shape[-2]} inputs, got {width}")
-            if i in self.concat_layers and h.dim() == 2:
-                # One instance: one GEMM over the materialised [h, extra] (a GEMM with
-                # extra's few rows alone runs far below the CPU's peak).
-                h = affine(bias, torch.cat([h, extra], -1), w)
-            elif i in self.concat_layers:
-                # [h, extra] @ W without materialising the batch's concatenation.
+            if i in self.concat_layers:
+                # [h, extra] @ W without materialising the concatenation.
                 k = h.shape[-1]
                 h = affine(affine(bias, extra, w[..., k:, :]), h, w[..., :k, :])
             else:
