@@ -476,8 +476,8 @@ register_model(
                 "clip_after": 0,
                 # Eq. 8 at 1.0, not the paper's 0.03: at 400 steps on this set the
                 # estimator learned the azimuth of one category at 0.03 and of two
-                # at 1.0, and Chamfer fell from 21-26% to 40% below the sphere
-                # (benchmarks/RESULTS.md, "Cat3D's view-consistency weight").
+                # at 1.0, and Chamfer fell from 20% to 36% below the sphere (three
+                # seeds; benchmarks/RESULTS.md, "Cat3D's view-consistency weight").
                 "loss_weights": {"view_consistency": 1.0},
             },
             # ShapeNet-13 as the paper: the constructor's defaults.
