@@ -90,6 +90,9 @@ def main() -> None:
     from svrecon.data import generate_procedural_dataset
     from svrecon.models import MODELS
 
+    unknown = sorted(set(args.models or ()) - set(MODELS))
+    if unknown:
+        parser.error(f"--models: {unknown} are not registered ({sorted(MODELS)})")
     generate_procedural_dataset(args.data, {"train": 1, "test": 1}, {"train": 1, "test": 1},
                                 image_size=64, progress=False)  # fmt: skip
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()},"
@@ -98,8 +101,6 @@ def main() -> None:
     print("| model | preset | parameters | steps/s | peak memory |" + extra)
     print("|---|---|---|---|---|" + ("---|" if args.compile else ""))
     for name in args.models or sorted(MODELS):
-        if name not in MODELS:
-            parser.error(f"--models: {name!r} is not registered ({sorted(MODELS)})")
         for preset in args.presets:
             if preset not in MODELS[name].presets:
                 continue

@@ -56,6 +56,7 @@ SCHEDULE = (
     ("image_encoder", "image_encoder", {"resolution": 32}, 2000, 3e-4),
     ("finetune", "finetune", {}, 400, 1e-4),
 )
+RUN_NAMES = [run for run, *_ in SCHEDULE]
 
 
 class RunLock:
@@ -450,9 +451,6 @@ def msu_terms() -> list[str]:
     from svrecon.models.msu import MSU_WEIGHTS
 
     return list(MSU_WEIGHTS)
-
-
-RUN_NAMES = [run for run, *_ in SCHEDULE]
 
 
 def main() -> None:

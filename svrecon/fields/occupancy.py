@@ -112,7 +112,13 @@ class BranchedOccupancy(nn.Module):
         Returns ``occupancy`` ``[B, N]``, ``branch_values`` ``[B, N, K]`` and
         ``branch_index`` ``[B, N]``.
         """
-        branches = torch.sigmoid(self.logits(points, shape, category))
+        return self.output_of(self.logits(points, shape, category))
+
+    @staticmethod
+    def output_of(logits: torch.Tensor) -> FieldOutput:
+        """The field's output from branch logits ``[B, N, K]``: per-branch sigmoids,
+        their maximum (the occupancy) and its argmax (the branch)."""
+        branches = torch.sigmoid(logits)
         occupancy, index = branches.max(dim=-1)
         return FieldOutput(occupancy=occupancy, branch_values=branches, branch_index=index)
 

@@ -448,7 +448,12 @@ class MSU(ReconstructionModel):
         of the occupied points (every branch gets a gradient, not only the winner)."""
         self._need(batch, "voxels", "voxel_points", "voxel_occupancy", "voxel_albedo")
         codes = self.encode_voxels(batch["voxels"])
-        out = self.field_of(codes)(batch["voxel_points"])
+        points, category = batch["voxel_points"], codes.get("category")
+        decoder = self.joint.occupancy  # the logits once: Eq. 8 and the balance read them
+        branch_logits = decoder.logits(points, codes["shape"], category)
+        out = self.joint.albedo(
+            points, decoder.output_of(branch_logits), codes["shape"], codes["albedo"], category
+        )
         logits = None if self.classifier is None else self.classifier(codes["category"])
         terms = occupancy_pretraining_losses(
             out.occupancy, batch["voxel_occupancy"], out.albedo, batch["voxel_albedo"],
@@ -458,10 +463,8 @@ class MSU(ReconstructionModel):
         if self.loss_weights["branch_l1"]:
             terms["branch_l1"] = self.joint.occupancy.branch_layer.weight.abs().sum()
         if self.loss_weights["branch_balance"]:
-            logits = self.joint.occupancy.logits(
-                batch["voxel_points"], codes["shape"], codes.get("category")
-            )
-            terms["branch_balance"] = branch_balance_loss(logits, batch["voxel_occupancy"] > 0.5)
+            inside = batch["voxel_occupancy"] > 0.5
+            terms["branch_balance"] = branch_balance_loss(branch_logits, inside)
         return terms
 
     def _encoder_terms(self, batch):
