@@ -92,7 +92,7 @@ def run_stages(args, root: Path) -> Path:
     from svrecon.engine import TrainConfig, load_checkpoint, train
     from svrecon.models import get_model
 
-    previous = None
+    previous = Path(args.init_from) if args.init_from else None
     scale = args.steps_scale
     for name, stage, options, steps, lr in SCHEDULE:
         if stage == "finetune" and args.config == "no_finetune":
@@ -483,6 +483,9 @@ def main() -> None:
                    help="override the configuration's loss weights (every stage)")  # fmt: skip
     t.add_argument("--only", choices=RUN_NAMES, default=None,
                    help="stop after this run of the schedule (scored as the last)")  # fmt: skip
+    t.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="start the schedule's first run from these weights (a stage "
+                        "trained in two legs, e.g. with a loss term, then without)")  # fmt: skip
     t.add_argument("--out", default=None, help="default: runs/msu_ablation")
     t.add_argument("--export", help="also write the last stage's weights here (as shipped)")
     t.add_argument("--no-score", action="store_true",

@@ -255,6 +255,29 @@ def test_hyper_mlp_gradients_match_loop_float64(strategy):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize(
+    ("threads", "points", "per_instance"),
+    [(1, 20, True), (2, 20, False), (2, 40, True), (1, 40, True)],
+)
+def test_hyper_mlp_auto_strategy_picks_by_threads_and_points(
+    monkeypatch, threads, points, per_instance
+):
+    hyper, z = make_hyper()
+    mlp = hyper(z)
+    mlp.per_instance_from = 30
+    calls = []
+    original = HyperMLP._forward_instance
+    monkeypatch.setattr(
+        HyperMLP, "_forward_instance", lambda self, *a: calls.append(1) or original(self, *a)
+    )
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    x = torch.randn(3, points, 5)
+    out = mlp(x, x)
+    assert bool(calls) == per_instance
+    ref = hyper_mlp_loop(mlp.weights, mlp.biases, x, x, (1, 2), True)
+    torch.testing.assert_close(out, ref)
+
+
 def test_hyper_mlp_gradcheck_and_gradgradcheck():
     hyper, z = make_hyper(f64, B=2)
     z = z.requires_grad_(True)

@@ -6,11 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.autograd import gradcheck
+from torch.autograd import gradcheck, gradgradcheck
 
 from svrecon.losses import (
     albedo_constancy_loss,
     branch_balance_loss,
+    branch_colour_separation_loss,
     feature_consistency_loss,
     largest_eigenvector,
     masked_l1_loss,
@@ -421,3 +422,91 @@ def test_branch_balance_refuses_bad_shapes_and_keeps_empty_inputs_finite():
     none_inside = torch.randn(2, 3, 4, requires_grad=True)
     loss = branch_balance_loss(none_inside, torch.zeros(2, 3, dtype=bool))
     assert loss.item() == 0.0 and torch.isfinite(loss)
+
+
+def _colour_separation_loop(logits, albedo, mask, scale):
+    """Naive reference: every ordered pair of distinct masked points, one at a time."""
+    values = []
+    for b in range(logits.shape[0]):
+        inside = [i for i in range(logits.shape[1]) if mask[b, i]]
+        num = den = 0.0
+        for i in inside:
+            for j in inside:
+                if i == j:
+                    continue
+                d = 1 - math.exp(-math.dist(albedo[b, i].tolist(), albedo[b, j].tolist()) / scale)
+                p_i, p_j = torch.softmax(logits[b, i], 0), torch.softmax(logits[b, j], 0)
+                num += d * float((p_i * p_j).sum())
+                den += d
+        values.append(num / den if den > 0 else 0.0)
+    return sum(values) / len(values)
+
+
+def test_branch_colour_separation_hand_values_and_naive_loop():
+    inside = torch.ones(1, 3, dtype=torch.bool)
+    red, blue = [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]
+    albedo = torch.tensor([[red, blue, blue]])
+    # branches 0, 1, 1 with certainty: the red point shares no branch with a blue one
+    parted = torch.tensor([[[30.0, 0.0], [0.0, 30.0], [0.0, 30.0]]])
+    assert branch_colour_separation_loss(parted, albedo, inside).item() == pytest.approx(0.0)
+    # one branch for all: every differing pair shares it
+    one = torch.tensor([[[30.0, 0.0]] * 3])
+    assert branch_colour_separation_loss(one, albedo, inside).item() == pytest.approx(1.0)
+    # the blue pair does not count, however its branches fall
+    blues_apart = torch.tensor([[[30.0, 0.0], [30.0, 0.0], [0.0, 30.0]]])
+    assert branch_colour_separation_loss(blues_apart, albedo, inside).item() == pytest.approx(0.5)
+    # one colour everywhere, or fewer than two masked points: 0
+    assert branch_colour_separation_loss(one, albedo[:, [1, 1, 1]], inside).item() == 0.0
+    assert branch_colour_separation_loss(one, albedo, torch.tensor([[True, False, False]])) == 0
+    # uniform branch probabilities: 1/K for every pair
+    flat = torch.zeros(1, 3, 4)
+    assert branch_colour_separation_loss(flat, albedo, inside).item() == pytest.approx(0.25)
+    torch.manual_seed(0)
+    logits = torch.randn(3, 11, 4, dtype=torch.float64)
+    colours = torch.rand(3, 11, 3, dtype=torch.float64)
+    mask = torch.rand(3, 11) > 0.3
+    mask[2] = False
+    for scale in (0.1, 0.5):
+        got = branch_colour_separation_loss(logits, colours, mask, scale=scale, num_points=None)
+        assert got.item() == pytest.approx(
+            _colour_separation_loop(logits, colours, mask, scale), rel=1e-10
+        )
+    # num_points: the pairs of the first n masked points of each item
+    got = branch_colour_separation_loss(logits, colours, mask, num_points=4)
+    firsts = torch.zeros_like(mask)
+    for b in range(3):
+        firsts[b, torch.nonzero(mask[b]).flatten()[:4]] = True
+    assert got.item() == pytest.approx(_colour_separation_loop(logits, colours, firsts, 0.1))
+
+
+def test_branch_colour_separation_gradient_and_gradcheck():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
+    colours = torch.rand(2, 7, 3, dtype=torch.float64)
+    mask = torch.rand(2, 7) > 0.2
+    branch_colour_separation_loss(logits, colours, mask).backward()
+    assert (logits.grad[~mask] == 0).all()
+    assert (logits.grad[mask].abs() > 0).any(-1).all()  # every counted point is pushed
+    loss = lambda x: branch_colour_separation_loss(x, colours, mask)  # noqa: E731
+    assert gradcheck(loss, (logits.detach().requires_grad_(),))
+    assert gradgradcheck(loss, (logits.detach().requires_grad_(),))
+
+
+def test_branch_colour_separation_refuses_bad_inputs_and_keeps_empty_finite():
+    logits, colours = torch.zeros(2, 3, 4), torch.rand(2, 3, 3)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"logits: expected shape \[B, N, K\]"):
+        branch_colour_separation_loss(torch.zeros(2, 3), colours, mask)
+    with pytest.raises(ValueError, match="albedo"):
+        branch_colour_separation_loss(logits, colours[..., :2], mask)
+    with pytest.raises(ValueError, match="mask: expected a bool"):
+        branch_colour_separation_loss(logits, colours, mask.float())
+    with pytest.raises(ValueError, match="scale"):
+        branch_colour_separation_loss(logits, colours, mask, scale=0.0)
+    with pytest.raises(ValueError, match="num_points"):
+        branch_colour_separation_loss(logits, colours, mask, num_points=1)
+    empty = torch.zeros(0, 3, 4, requires_grad=True)
+    loss = branch_colour_separation_loss(empty, torch.zeros(0, 3, 3), torch.zeros(0, 3, dtype=bool))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(empty.grad, torch.zeros_like(empty))

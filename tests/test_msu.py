@@ -184,6 +184,30 @@ def test_branch_balance_term_is_the_balance_of_the_occupied_points_logits(tiny_p
     assert losses["total"].item() == pytest.approx(rest + 2 * expected.item(), rel=1e-5)
 
 
+def test_branch_colours_term_separates_the_occupied_points_by_their_voxel_albedo(
+    tiny_procedural,
+):
+    from svrecon.losses import branch_colour_separation_loss
+
+    model = tiny(loss_weights={"branch_colours": 3.0})
+    model.set_stage("decoders")
+    data = model.stage_dataset(ProceduralDataset(tiny_procedural, "train"), resolution=16)
+    batch = batch_of(data)
+    losses = model.losses(batch)
+    codes = model.encode_voxels(batch["voxels"])
+    logits = model.joint.occupancy.logits(batch["voxel_points"], codes["shape"], codes["category"])
+    inside = batch["voxel_occupancy"] > 0.5
+    assert inside.sum(1).max() > 1 and batch["voxel_albedo"][inside].std(0).max() > 0
+    expected = branch_colour_separation_loss(logits, batch["voxel_albedo"], inside)
+    assert 0 < expected.item() < 1
+    torch.testing.assert_close(losses["branch_colours"], expected)
+    rest = _stage_one_total(losses)
+    assert losses["total"].item() == pytest.approx(rest + 3 * expected.item(), rel=1e-5)
+    default = tiny()  # off unless weighted
+    default.set_stage("decoders")
+    assert "branch_colours" not in default.losses(batch)
+
+
 def _config(root, out, stage, **kw):
     return TrainConfig(model="msu", model_kwargs=TINY, data_root=str(root), out_dir=str(out),
                        iterations=4, batch_size=2, lr=1e-3, checkpoint_every=2, protocol=None,

@@ -2,7 +2,8 @@
 
 A :class:`HyperNetwork` maps a latent code ``[B, L]`` to the weights of a small MLP
 per instance; the result is a :class:`HyperMLP`, evaluated for the whole batch with
-one batched matrix product per layer (never a loop over instances).
+one batched matrix product per layer, or with one dense GEMM per instance and layer
+where that is faster (on a CPU with one thread or many points: its ``strategy``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class HyperMLP:
             ``"per_instance"`` (one dense GEMM per instance and layer) or ``"auto"``:
             per instance on the CPU when an instance has more than ``per_instance_from``
             points (there one GEMM already runs near the CPU's peak and batching only
-            adds memory traffic), batched otherwise and on every other device.
+            adds memory traffic) or torch uses one thread (batching pays on a CPU by
+            giving several threads work that one small GEMM cannot), batched otherwise
+            and on every other device.
     """
 
     def __init__(
@@ -86,7 +89,7 @@ class HyperMLP:
         per_instance = self.strategy == "per_instance" or (
             self.strategy == "auto"
             and x.device.type == "cpu"
-            and dims["N"] > self.per_instance_from
+            and (dims["N"] > self.per_instance_from or torch.get_num_threads() == 1)
         )
         if per_instance:
             return torch.stack(
@@ -126,16 +129,32 @@ class HyperMLP:
             if width != w.shape[-2]:
                 raise ValueError(f"x: layer {i} expects {w.shape[-2]} inputs, got {width}")
             if i in self.concat_layers:
-                # [h, extra] @ W without materialising the concatenation.
+                # [h, extra] @ W without materialising the concatenation; the second
+                # product accumulates in place (neither product's backward reads it).
                 k = h.shape[-1]
-                h = affine(affine(bias, extra, w[..., k:, :]), h, w[..., :k, :])
+                h = affine(bias, h, w[..., :k, :])
+                tail = extra, w[..., k:, :]
+                if h.dtype != extra.dtype:  # autocast casts no in-place product's inputs
+                    tail = tuple(t.to(h.dtype) for t in tail)
+                h = (h.addmm_ if h.dim() == 2 else h.baddbmm_)(*tail)
             else:
                 h = affine(bias, h, w)
             if i < last or self.final_activation:
                 if self.layer_norm:
-                    h = F.layer_norm(h, h.shape[-1:])
+                    h = _layer_norm(h)
                 h = F.relu(h)
         return h
+
+
+def _layer_norm(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``F.layer_norm`` over the last dimension without affine parameters, in plain ops:
+    on the CPU (one thread, ``[4096, 128]`` float32 after a GEMM) ATen's fused kernel
+    took longer than these (``benchmarks/bench_hyper_mlp.py``). Under autocast it is
+    ``F.layer_norm``, which autocast runs in float32."""
+    if torch.is_autocast_enabled(h.device.type):
+        return F.layer_norm(h, h.shape[-1:], eps=eps)
+    centred = h - h.mean(-1, keepdim=True)
+    return centred * torch.rsqrt((centred * centred).mean(-1, keepdim=True) + eps)
 
 
 class HyperNetwork(nn.Module):

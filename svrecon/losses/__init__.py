@@ -1,7 +1,7 @@
 """Losses of the five seed models, each with its paper's equation and default weight."""
 
 from .adversarial import discriminator_loss, generator_loss, r1_penalty
-from .branches import branch_balance_loss
+from .branches import branch_balance_loss, branch_colour_separation_loss
 from .distance_transform import boundary_distance_transform, distance_transform
 from .feature_consistency import (
     feature_consistency_loss,
@@ -45,6 +45,7 @@ __all__ = [
     "albedo_constancy_loss",
     "boundary_distance_transform",
     "branch_balance_loss",
+    "branch_colour_separation_loss",
     "angle_range_loss",
     "camera_point_cloud_loss",
     "category_metric_loss",

@@ -38,6 +38,7 @@ from ..fields import BranchedAlbedo, BranchedOccupancy, JointOccupancyField
 from ..losses import (
     albedo_constancy_loss,
     branch_balance_loss,
+    branch_colour_separation_loss,
     feature_consistency_loss,
     occupancy_photometric_loss,
     occupancy_pretraining_losses,
@@ -70,13 +71,16 @@ __all__ = [
 #: L1 norm of the branch layer's weights (its ``--L1reg``; MSU adopts BAE-NET as
 #: ``D_S`` but states no regulariser, hence 0 here); ``branch_balance`` is svrecon's
 #: load balancing of the branches inside each shape (:func:`branch_balance_loss`; it
-#: revives branches that never win, 0 in the paper preset). Stage 2 (L_2): ``image``
+#: revives branches that never win, 0 in the paper preset); ``branch_colours`` is
+#: svrecon's :func:`branch_colour_separation_loss` (occupied points of different
+#: albedo in different branches: the paper's "both [shape and albedo] shall guide the
+#: segmentation" with a gradient, 0 in the paper preset). Stage 2 (L_2): ``image``
 #: (Eq. 6), ``code_category`` / ``code_shape`` / ``code_albedo`` (squared distances to
 #: ``E'``'s codes), ``camera`` (standardised projection matrix), ``lighting``. Stage 3
 #: (Eq. 4): ``image``, ``silhouette`` (Eq. 5), ``feature_consistency`` (Eq. 7),
 #: ``albedo_constancy``, ``white_shading``.
 MSU_WEIGHTS = {"occupancy": 1.0, "albedo": 1.0, "category": 100.0, "branch_l1": 0.0,
-               "branch_balance": 0.0,
+               "branch_balance": 0.0, "branch_colours": 0.0,
                "image": 1.0, "code_category": 1.0, "code_shape": 1.0, "code_albedo": 1.0,
                "camera": 1.0, "lighting": 1.0,
                "silhouette": 1.0, "feature_consistency": 0.1, "albedo_constancy": 1e-3,
@@ -445,7 +449,9 @@ class MSU(ReconstructionModel):
         classifier; with a ``branch_l1`` weight, BAE-NET's L1 norm of the branch
         layer's weights (each branch then reads few hidden units: compact parts); with
         a ``branch_balance`` weight, :func:`branch_balance_loss` on the branch logits
-        of the occupied points (every branch gets a gradient, not only the winner)."""
+        of the occupied points (every branch gets a gradient, not only the winner);
+        with ``branch_colours``, :func:`branch_colour_separation_loss` on them and the
+        voxels' albedo (among the first 256 occupied samples: the sampler shuffles)."""
         self._need(batch, "voxels", "voxel_points", "voxel_occupancy", "voxel_albedo")
         codes = self.encode_voxels(batch["voxels"])
         points, category = batch["voxel_points"], codes.get("category")
@@ -462,9 +468,13 @@ class MSU(ReconstructionModel):
         )  # fmt: skip
         if self.loss_weights["branch_l1"]:
             terms["branch_l1"] = self.joint.occupancy.branch_layer.weight.abs().sum()
+        inside = batch["voxel_occupancy"] > 0.5
         if self.loss_weights["branch_balance"]:
-            inside = batch["voxel_occupancy"] > 0.5
             terms["branch_balance"] = branch_balance_loss(branch_logits, inside)
+        if self.loss_weights["branch_colours"]:
+            terms["branch_colours"] = branch_colour_separation_loss(
+                branch_logits, batch["voxel_albedo"], inside
+            )
         return terms
 
     def _encoder_terms(self, batch):
