@@ -10,8 +10,8 @@ bands (semantic parts, and primitives), and the render time per image.
     python benchmarks/msu_results.py diagnose runs/msu_ablation/full_seed0/decoders32/checkpoint.pt
     python benchmarks/msu_results.py searches svrecon/checkpoints/msu_procedural.pt \
         > runs/msu_ablation/searches_seed0.json   # read by `table` too
-    python benchmarks/msu_results.py train --out runs/msu \
-        --export svrecon/checkpoints/msu_procedural.pt
+    python benchmarks/msu_results.py train --config no_finetune --seed 0 \
+        --export svrecon/checkpoints/msu_procedural.pt      # as shipped: stages 1-2
 
 ``--config`` (the paper's key ablations; same data, steps, batch and seeds):
 ``full``; ``linear`` (linear search instead of linear-binary, in training and
@@ -19,7 +19,9 @@ scoring); ``no_category`` (no category code: ``category_dim=0``); ``no_finetune`
 (stages 1-2 only, no image-only fine-tuning: it scores the ``full`` run's stage-2
 checkpoint of the same seed, training those stages first if they are missing, so the
 two differ in nothing but stage 3). Stages 1-2 render nothing, so ``linear`` shares
-them with ``full`` too and trains only its own stage 3.
+them with ``full`` too and trains only its own stage 3. Stage-1 branch regularisers:
+``no_colours`` (the cpu preset without its ``branch_colours``, as every run recorded
+before 2026-12-07), ``branch_l1`` and ``balance`` (without ``branch_colours``).
 
 Each stage is one engine run in ``<out>/<config>_seed<N>/<stage>`` starting from the
 previous stage's checkpoint; a stopped run resumes where it stopped (rerun the same
@@ -43,10 +45,13 @@ CONFIGS = {
     "linear": {"search": "linear"},
     "no_category": {"category_dim": 0},
     "no_finetune": {},
+    # the cpu preset before it separated the branches by albedo (every row recorded
+    # before 2026-12-07, the ablations among them: add --loss-weights branch_colours=0)
+    "no_colours": {"loss_weights": {"branch_colours": 0.0}},
     # BAE-NET's L1 on the branch layer (its --L1reg, 1e-6 on a mean over 8192 points:
     # about 4e-3 on stage 1's sum over 4096), ten times that for a 1/100 of its steps
-    "branch_l1": {"loss_weights": {"branch_l1": 0.04}},
-    "balance": {"loss_weights": {"branch_balance": 10.0}},
+    "branch_l1": {"loss_weights": {"branch_colours": 0.0, "branch_l1": 0.04}},
+    "balance": {"loss_weights": {"branch_colours": 0.0, "branch_balance": 10.0}},
 }
 #: (run name, stage, stage options, steps, learning rate) of the CPU schedule.
 #: One resolution: at 16^3 the procedural shapes fill 3% of the voxels (thin parts
@@ -101,9 +106,13 @@ def run_stages(args, root: Path) -> Path:
         if owner in SHARE_STAGES_1_2 and stage != "finetune":
             owner = "full"
         out = root / f"{owner}_seed{args.seed}"
-        kwargs = get_model("msu").preset("cpu", **CONFIGS[owner])
-        if args.loss_weights:
-            kwargs["loss_weights"] = {**kwargs.get("loss_weights", {}), **args.loss_weights}
+        kwargs = get_model("msu").preset("cpu")
+        config = CONFIGS[owner]
+        kwargs.update({k: v for k, v in config.items() if k != "loss_weights"})
+        kwargs["loss_weights"] = {  # the preset's, the configuration's, the command's
+            **kwargs.get("loss_weights", {}), **config.get("loss_weights", {}),
+            **args.loss_weights,
+        }  # fmt: skip
         if stage == "decoders" and args.inside_fraction is not None:
             options = {**options, "inside_fraction": args.inside_fraction}
         steps = max(1, round(args.stage_steps.get(name, steps) * scale))

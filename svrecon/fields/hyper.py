@@ -147,11 +147,11 @@ class HyperMLP:
 
 
 def _layer_norm(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """``F.layer_norm`` over the last dimension without affine parameters, in plain ops:
-    on the CPU (one thread, ``[4096, 128]`` float32 after a GEMM) ATen's fused kernel
-    took longer than these (``benchmarks/bench_hyper_mlp.py``). Under autocast it is
-    ``F.layer_norm``, which autocast runs in float32."""
-    if torch.is_autocast_enabled(h.device.type):
+    """``F.layer_norm`` over the last dimension without affine parameters, in plain ops
+    on the CPU: there (one thread, ``[4096, 128]`` float32 after a GEMM) ATen's fused
+    kernel took longer than these (``benchmarks/bench_hyper_mlp.py``). Elsewhere, and
+    under autocast (which runs it in float32), the fused ``F.layer_norm``."""
+    if h.device.type != "cpu" or torch.is_autocast_enabled(h.device.type):
         return F.layer_norm(h, h.shape[-1:], eps=eps)
     centred = h - h.mean(-1, keepdim=True)
     return centred * torch.rsqrt((centred * centred).mean(-1, keepdim=True) + eps)

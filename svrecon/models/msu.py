@@ -566,8 +566,12 @@ register_model(
             # CPU-sized, for the procedural set (64 x 64, 6 categories): conv encoders,
             # codes 3 + 64 + 32, decoders (256, 64) and 128 x 3 with 8 branches, 32
             # samples and 6 refinements on a 16 x 16 render grid; the NMR rig's camera
-            # prior (the default).
+            # prior (the default). Stage 1 separates the branches by albedo
+            # (`branch_colours` 100, not in the paper): without it airplanes and cars
+            # were one branch each and the parts did not beat height bands
+            # (benchmarks/RESULTS.md, "MSU's branches guided by albedo").
             "cpu": {
+                "loss_weights": {"branch_colours": 100.0},
                 "encoder": "conv",
                 "encoder_widths": (32, 64, 128, 256),
                 "voxel_widths": (16, 32, 64),
@@ -588,8 +592,9 @@ register_model(
             "paper": {},
         },
         protocol="msu",
-        # stages 1-2 of the CPU schedule (benchmarks/msu_results.py): the paper's own
-        # synthetic-image results are without step 3 as well
+        # stages 1-2 of the CPU schedule (benchmarks/msu_results.py), with the cpu
+        # preset's branch_colours: the paper's own synthetic-image results are without
+        # step 3 as well
         checkpoint="msu_procedural.pt",
         summary="MSU joint occupancy field (Liu et al.): category, shape, albedo, lighting "
         "and projection matrix from one image; branched occupancy, linear-binary search, "
