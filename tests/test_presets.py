@@ -106,3 +106,15 @@ def test_presets_validate_input():
         pose_from_angle_trig("nmr", torch.tensor([[1.0, 0, 0, 0, 1, 0]]), 1.0)
     with pytest.raises(ValueError, match="at least one must be a tensor"):
         pose_from_angles("nmr", 0.1, 0.2, 0.0, 1.0)
+
+
+def test_preset_returns_a_copy_nested_values_included():
+    from svrecon.models import get_model
+
+    spec = get_model("msu")
+    kwargs = spec.preset("cpu")
+    kwargs["loss_weights"]["branch_colours"] = 0.0
+    kwargs["encoder_widths"] = ()
+    fresh = spec.preset("cpu")
+    assert fresh["loss_weights"]["branch_colours"] == 100.0
+    assert fresh["encoder_widths"] == (32, 64, 128, 256)

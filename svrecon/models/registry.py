@@ -12,6 +12,7 @@ the package, so a new model is one new file)::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -82,11 +83,12 @@ class ModelSpec:
 
     def preset(self, name: str | None = None, **overrides: Any) -> dict[str, Any]:
         """The constructor arguments of preset ``name`` (default ``default_preset``)
-        updated with ``overrides``."""
+        updated with ``overrides``: a copy (editing a nested value, such as a preset's
+        ``loss_weights``, leaves the registered preset as it is)."""
         name = self.default_preset if name is None else name
         if name not in self.presets:
             raise ValueError(f"preset: expected one of {sorted(self.presets)}, got {name!r}")
-        return {**self.presets[name], **overrides}
+        return {**copy.deepcopy(self.presets[name]), **overrides}
 
     def build(self, preset: str | None = None, **overrides: Any) -> ReconstructionModel:
         """A new model from a preset (and overrides)."""
