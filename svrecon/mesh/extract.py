@@ -198,10 +198,7 @@ def _hierarchical(
         # The bookkeeping's cost per corner is this machine's, measured by an earlier
         # "auto" extraction; the field's cost per point is timed on the coarse grid.
         per_point = _marginal_cost(fn, coarse_seconds, (res + 1) ** 3)
-        remaining = _BOOKKEEPING["per_corner"] * sum(
-            (res * 2**k + 1) ** 3 for k in range(1, int(levels) + 1)
-        )
-        if per_point * (resolution + 1) ** 3 < remaining:
+        if per_point * (resolution + 1) ** 3 < _bookkeeping_ahead(res, int(levels)):
             fn.extraction = "dense after hierarchical"
             return None
     inherited = None
@@ -267,19 +264,22 @@ def _dense_is_cheaper(fn, level_start, seconds_before, evaluations_before, res, 
     1)^3`` corners cost less than the bookkeeping of the remaining levels?"""
     call = fn.seconds - seconds_before
     bookkeeping = time.perf_counter() - level_start - call
-    # Bookkeeping scales with each level's corners (remembered for the next "auto"
-    # extraction, which can then decide before refining at all).
+    # Remembered for the next "auto" extraction, which can then decide before refining.
     _BOOKKEEPING["per_corner"] = bookkeeping / (res + 1) ** 3
-    remaining = bookkeeping * sum(
-        ((res * 2**k + 1) / (res + 1)) ** 3 for k in range(1, int(levels))
-    )
     per_point = _marginal_cost(fn, call, fn.evaluations - evaluations_before)
-    return per_point * (resolution + 1) ** 3 < remaining
+    return per_point * (resolution + 1) ** 3 < _bookkeeping_ahead(res, int(levels) - 1)
 
 
 #: The hierarchical search's bookkeeping seconds per corner of a level on this
 #: machine, measured by the first ``"auto"`` extraction of the process.
 _BOOKKEEPING: dict[str, float | None] = {"per_corner": None}
+
+
+def _bookkeeping_ahead(res: int, levels_ahead: int) -> float:
+    """Seconds of bookkeeping the next ``levels_ahead`` levels after a grid of ``res``
+    cells would take: it scales with each level's corners."""
+    corners = sum((res * 2**k + 1) ** 3 for k in range(1, levels_ahead + 1))
+    return _BOOKKEEPING["per_corner"] * corners
 
 
 def _marginal_cost(fn, seconds: float, count: int) -> float:
